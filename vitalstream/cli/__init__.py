@@ -1,0 +1,31 @@
+"""The `vitalstream` command: one entry point, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from vitalstream.cli import importer, schemas, simulate, stack, topics
+from vitalstream.config import get_settings
+from vitalstream.logs import configure_logging
+
+app = typer.Typer(
+    name="vitalstream",
+    help="VitalStream: glucose, blood pressure, activity and meals, streamed and scored.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(stack.app, name="stack")
+app.add_typer(schemas.app, name="schemas")
+app.add_typer(topics.app, name="topics")
+app.add_typer(importer.app, name="import")
+app.command("simulate")(simulate.simulate)
+
+
+@app.callback()
+def _root() -> None:
+    configure_logging(get_settings().log_level)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
