@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     triton_grpc_port: int = 38001
     triton_metrics_port: int = 38002
     prometheus_port: int = 39090
+    # What the local Triton serves (a Triton model repository: <model>/config.pbtxt, <model>/<version>/).
+    model_repository: Path = _PACKAGE_ROOT / "inference_consumer" / "model_repository"
 
     # Our own services' HTTP ports (API; /metrics of the workers), also what Prometheus scrapes.
     api_port: int = 38080
@@ -81,3 +83,12 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def env_names() -> dict[str, str]:
+    """Field name → the environment variable that sets it."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    return {
+        name: field.validation_alias if isinstance(field.validation_alias, str) else f"{prefix}{name}".upper()
+        for name, field in Settings.model_fields.items()
+    }
