@@ -7,6 +7,7 @@ A service installs once into `<stack_dir>/cache/<name>` (kept across `down`), ru
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -37,7 +38,11 @@ class TrackedProcess:
 
     def alive(self) -> bool:
         try:
-            return _start_ticks(self.pid) == self.start_ticks and _state(self.pid) != "Z"
+            if _start_ticks(self.pid) != self.start_ticks:
+                return False
+            # A multi-threaded process (a JVM) shows its main thread as a zombie while the others are
+            # still shutting down, and still holding its ports.
+            return _state(self.pid) != "Z" or len(os.listdir(f"/proc/{self.pid}/task")) > 1
         except OSError:
             return False
 
@@ -64,6 +69,33 @@ def _start_ticks(pid: int) -> int:
 
 def _state(pid: int) -> str:
     return _stat_fields(pid)[0]
+
+
+def _session(pid: int) -> int:
+    return int(_stat_fields(pid)[3])
+
+
+def session_members(sid: int) -> list[TrackedProcess]:
+    """Live processes in session `sid`, its leader excluded: the children a spawned service left around."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == sid:
+            continue
+        try:
+            if _session(int(entry.name)) == sid:
+                members.append(TrackedProcess.of(int(entry.name)))
+        except (OSError, ValueError, IndexError):
+            continue  # it exited while we looked
+    return members
+
+
+def _orphaned_session(proc: TrackedProcess) -> bool:
+    # A dead leader's session may live on in its children. If the PID was reused by a new session
+    # leader, that session is someone else's.
+    try:
+        return _session(proc.pid) != proc.pid
+    except (OSError, ValueError, IndexError):
+        return True
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -124,14 +156,30 @@ class Service(ABC):
 
     startup_timeout_s: ClassVar[float] = 120.0
 
+    # -- what subclasses may provide -----------------------------------------------------------
+    def ports(self) -> dict[str, int]:
+        """Ports it listens on, by the Settings field that sets each: checked free before a start."""
+        return {}
+
+    def refresh(self) -> None:  # noqa: B027 (an optional hook: most services have nothing to refresh)
+        """Called by `stack up` when the service is already running (e.g. to reload a changed config)."""
+
     # -- shared behaviour --------------------------------------------------------------------
     @property
     def external(self) -> bool:
         return bool(os.environ.get(self.env_var))
 
+    def external_address(self) -> str:
+        """The external instance's address as configured, with any password masked."""
+        return mask_password(os.environ.get(self.env_var, ""))
+
     @property
     def log_file(self) -> Path:
         return self.run_dir / f"{self.name}.log"
+
+    def log_files(self) -> list[Path]:
+        """Every log `stack logs` shows, in start order."""
+        return [self.log_file]
 
     def pid_files(self) -> list[Path]:
         """This service's pid files, in start order."""
@@ -170,12 +218,61 @@ class Service(ABC):
                           log=self.log_file)
 
     def stop(self, timeout_s: float = 20.0, sig: int = signal.SIGTERM) -> None:
-        """Stop what this service started, newest first: `sig`, then SIGKILL after `timeout_s`."""
+        """Stop what this service started, newest first: `sig`, then SIGKILL after `timeout_s`.
+
+        Children left in a stopped process's session (spawn gives each its own) are stopped too.
+        """
         for pid_file in reversed(self.pid_files()):
             proc = TrackedProcess.load(pid_file)
-            if proc is not None and proc.alive():
-                terminate(proc, timeout_s, sig)
+            if proc is not None:
+                alive = proc.alive()
+                children = session_members(proc.pid) if alive or _orphaned_session(proc) else []
+                if alive:
+                    terminate(proc, timeout_s, sig)
+                for child in children:
+                    if child.alive():
+                        terminate(child, 5.0)
             pid_file.unlink(missing_ok=True)
+
+
+def processes_mentioning(paths: Sequence[Path]) -> list[tuple[int, str]]:
+    """(pid, command line) of live processes whose command line names one of `paths` (or a file below it).
+
+    This process and its ancestors are left out: they may name a stack folder without belonging to it.
+    """
+    patterns = [re.compile(re.escape(str(p)) + r"(?=/|:|=|\s|$)") for p in paths]
+    mine = _ancestry(os.getpid())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in mine:
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if cmdline and any(p.search(cmdline) for p in patterns):
+            found.append((int(entry.name), cmdline))
+    return found
+
+
+def _ancestry(pid: int) -> set[int]:
+    chain = set()
+    while pid > 1 and pid not in chain:
+        chain.add(pid)
+        try:
+            pid = int(_stat_fields(pid)[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return chain
+
+
+def mask_password(url: str) -> str:
+    """`scheme://user:secret@host` -> `scheme://user:***@host`; anything else unchanged."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 def terminate(proc: TrackedProcess, timeout_s: float, sig: int = signal.SIGTERM) -> None:
@@ -185,10 +282,22 @@ def terminate(proc: TrackedProcess, timeout_s: float, sig: int = signal.SIGTERM)
     except ProcessLookupError:
         return
     try:
-        wait_until(lambda: not proc.alive(), timeout_s, f"pid {proc.pid}")
+        wait_until(lambda: _gone(proc), timeout_s, f"pid {proc.pid}")
     except StackError:
         try:
             os.kill(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             return
-        wait_until(lambda: not proc.alive(), 10.0, f"pid {proc.pid} after SIGKILL")
+        wait_until(lambda: _gone(proc), 10.0, f"pid {proc.pid} after SIGKILL")
+
+
+def _gone(proc: TrackedProcess) -> bool:
+    if proc.alive():
+        return False
+    # If this process started it (a long-lived caller such as pytest), reap it so no zombie is left;
+    # otherwise its own parent (or init) does.
+    try:
+        reaped, _ = os.waitpid(proc.pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return reaped != 0  # 0: our child, not finished exiting yet
