@@ -247,6 +247,9 @@ class Kafka(Service):
         env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
         env["JAVA_HOME"] = str(self.java_home)
         env["LOG_DIR"] = str(self.run_dir / "logs")
+        # Unset, kafka-run-class.sh turns on unauthenticated JMX, whose RMI port listens on every interface.
+        # A blank value is taken as "already set" and keeps it off.
+        env["KAFKA_JMX_OPTS"] = " "
         return env
 
     def _write_configs(self) -> tuple[Path, Path]:
