@@ -1,0 +1,1 @@
+"""Getting events into Kafka: the producer client, the device simulator, the CSV importer."""
