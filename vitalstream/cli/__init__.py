@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from vitalstream.cli import importer, schemas, simulate, stack, topics
+from vitalstream.cli import db, importer, models, schemas, simulate, stack, topics
 from vitalstream.config import get_settings
 from vitalstream.logs import configure_logging
 
@@ -17,6 +17,8 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(topics.app, name="topics")
+app.add_typer(db.app, name="db")
+app.add_typer(models.app, name="models")
 app.add_typer(importer.app, name="import")
 app.command("simulate")(simulate.simulate)
 
