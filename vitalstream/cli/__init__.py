@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from vitalstream.cli import db, importer, models, schemas, simulate, stack, topics
+from vitalstream.cli import api, db, importer, models, schemas, simulate, stack, topics
 from vitalstream.config import get_settings
 from vitalstream.logs import configure_logging
 
@@ -19,6 +19,7 @@ app.add_typer(schemas.app, name="schemas")
 app.add_typer(topics.app, name="topics")
 app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
+app.add_typer(api.app, name="api")
 app.add_typer(importer.app, name="import")
 app.command("simulate")(simulate.simulate)
 

@@ -1,0 +1,102 @@
+"""The FastAPI application: `create_app(settings)`. Connections open in the lifespan, never at import time.
+
+Example:
+    uvicorn --factory api.app:create_app     (or: vitalstream api --port 38080)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka.admin import AdminClient
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from api import errors
+from api.middleware import BodySizeLimit, RateLimit
+from api.publisher import Publisher, producer_config
+from api.ratelimit import TokenBuckets
+from api.routes import auth, devices, grants, health, ingest, nightscout
+from api.security import token_issuer
+from storage.accounts import purge_expired
+from vitalstream import __version__
+from vitalstream.config import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+#: How often expired idempotency keys and event-id records are deleted.
+PURGE_INTERVAL_S = 3600.0
+
+
+def make_engine(settings: Settings) -> Engine:
+    # Ingest holds a connection while Kafka acknowledges a batch, so waiting for one may take a publish timeout.
+    return create_engine(settings.database, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                         pool_timeout=settings.publish_timeout_s + 5, connect_args={"connect_timeout": 5})
+
+
+def _purge_once(engine: Engine) -> None:
+    try:
+        with engine.begin() as connection:
+            removed = purge_expired(connection, datetime.now(UTC))
+        if removed:
+            log.info("expired idempotency records purged", extra={"rows": removed})
+    except SQLAlchemyError as error:
+        log.warning("purging expired idempotency records failed", extra={"error": str(error)})
+
+
+async def _purge_periodically(engine: Engine) -> None:
+    while True:
+        await run_in_threadpool(_purge_once, engine)
+        await asyncio.sleep(PURGE_INTERVAL_S)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    app.state.issuer = token_issuer(settings)
+    app.state.engine = engine = make_engine(settings)
+    app.state.publisher = publisher = Publisher(producer_config(settings), settings.publish_timeout_s)
+    # With a logger, librdkafka's connection complaints become JSON log lines instead of raw stderr.
+    admin_config: dict[str, Any] = {"bootstrap.servers": settings.kafka, "logger": log}
+    app.state.kafka_admin = AdminClient(admin_config)
+    purge = asyncio.create_task(_purge_periodically(engine))
+    try:
+        yield
+    finally:
+        purge.cancel()
+        await run_in_threadpool(publisher.close)
+        engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API for `settings` (default: from the environment); tests pass their own."""
+    app = FastAPI(
+        title="VitalStream API",
+        version=__version__,
+        summary="Glucose, blood pressure, activity and meals in; Nightscout-compatible uploads.",
+        lifespan=lifespan,
+    )
+    if settings is not None:
+        # Routes read settings through the get_settings dependency; make them see these.
+        app.dependency_overrides[get_settings] = lambda: settings
+    settings = settings or get_settings()
+    app.state.settings = settings
+    errors.install(app)
+    for module in (health, auth, devices, grants, ingest, nightscout):
+        app.include_router(module.router)
+    # Added innermost first: CORS outermost, so browsers can read the 429 and 413 answers too.
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimit, buckets=TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst))
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=["Retry-After", "Idempotent-Replayed"],
+                           allow_credentials=False)  # bearer tokens travel in headers, never cookies
+    return app

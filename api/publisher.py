@@ -1,0 +1,72 @@
+"""Publishing a request's events: the call returns only once Kafka has acknowledged every one of them.
+
+The producer client reports failures per flush, not per message, so batches are published one at a time: a flush
+then covers exactly one request's messages, and a failure is that request's. Kafka answers a flush in a few
+milliseconds, so this serialises little; when it is slow, waiting requests give up after `timeout_s` with 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from producers.client import EventProducer
+from producers.config import ProducerConfig
+from producers.errors import ProducerError
+from schemas.events import Event, MealLogged
+from schemas.topics import MEALS, READINGS, Topic
+from vitalstream.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: Extra time a flush gets beyond the delivery timeout, so that every message has been reported by then.
+_FLUSH_MARGIN_S = 5.0
+
+
+class PublishError(RuntimeError):
+    """Kafka did not acknowledge the whole batch (some messages may still have been written)."""
+
+
+def topic_for(event: Event) -> Topic:
+    return MEALS if isinstance(event, MealLogged) else READINGS
+
+
+def producer_config(settings: Settings) -> ProducerConfig:
+    # A message not delivered within the publish timeout is reported failed rather than retried in the background,
+    # so the response the client gets describes what happened to it.
+    return ProducerConfig(bootstrap_servers=settings.kafka, client_id="vitalstream-api", linger_ms=5,
+                          delivery_timeout_ms=max(1, int(settings.publish_timeout_s * 1000)))
+
+
+class Publisher:
+    def __init__(self, config: ProducerConfig, timeout_s: float) -> None:
+        self._producer = EventProducer(config)
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Send every event, keyed by user, and wait for the broker's acknowledgement (acks=all) of all of them."""
+        if not events:
+            return
+        if not self._lock.acquire(timeout=self._timeout_s):
+            raise PublishError(f"Kafka has not acknowledged earlier requests within {self._timeout_s:g} s")
+        try:
+            for event in events:
+                self._producer.send(topic_for(event), event)
+            self._producer.flush(self._timeout_s + _FLUSH_MARGIN_S)
+        except ProducerError as error:
+            log.warning("publish failed", extra={"events": len(events), "code": error.code,
+                                                 "description": error.description})
+            raise PublishError(f"Kafka did not acknowledge the events ({error.code}: {error.description})") from error
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        """Deliver whatever is still queued (nothing, unless a request was cut short)."""
+        with self._lock:
+            try:
+                self._producer.flush(self._timeout_s)
+            except ProducerError as error:
+                log.error("messages left undelivered at shutdown", extra={"code": error.code,
+                                                                         "description": error.description})
