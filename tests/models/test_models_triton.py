@@ -12,6 +12,7 @@ import socket
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -151,12 +152,16 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(
     expected = _infer(http, images).as_numpy("gate_probs")
     before = _batch_stats(triton)
     order = [i % len(images) for i in range(48)]
-    pending = []
-    for i in order:  # the client keeps up to `concurrency` requests in flight at once
-        image = httpclient.InferInput("image", [1, *images.shape[1:]], "UINT8")
-        image.set_data_from_numpy(images[i:i + 1])
-        pending.append(http.async_infer(MODEL, [image]))
-    answers = [p.get_result().as_numpy("gate_probs")[0] for p in pending]
+    url = f"127.0.0.1:{triton.settings.triton_http_port}"
+
+    def one(i: int) -> NDArray[np.float32]:
+        # A client per thread: eight requests truly in flight at once, so they queue behind the one instance.
+        with httpclient.InferenceServerClient(url) as client:
+            result: NDArray[np.float32] = _infer(client, images[i:i + 1]).as_numpy("gate_probs")[0]
+            return result
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(one, order))
     for i, answer in zip(order, answers, strict=True):
         np.testing.assert_allclose(answer, expected[i], atol=ATOL)
     requests, executions = (after - b for after, b in zip(_batch_stats(triton), before, strict=True))
@@ -194,17 +199,24 @@ def test_per_image_latency(built_models: BuiltModels, http: httpclient.Inference
             reporter.write_line(f"\n{report}")
 
 
-def test_a_repository_without_weights_fails_fast_and_says_how_to_fix_it(
+def test_a_repository_without_weights_fails_fast_and_install_rebuilds_them(
         built_models: BuiltModels, tmp_path: Path) -> None:
     unbuilt = tmp_path / "repository"
     repository.write(repository.LOCAL, unbuilt, built_models.report.graphs)
-    (unbuilt / MODEL / repository.VERSION / "food_gate.onnx").unlink()
+    weights = unbuilt / MODEL / repository.VERSION / "food_gate.onnx"
+    weights.unlink()
     server = _triton(tmp_path / "stack", unbuilt)
-    server.install()
-    server.start()
+    server.start()  # without install(): nothing puts the weights back
     try:
         with pytest.raises(StackError, match="process exited before it was ready"):
             server.wait_ready()  # Triton exits when a model fails to load at start-up
     finally:
         server.stop()
     assert re.search(r"food_gate\.onnx missing in \S+: run `vitalstream models build`", server.log_file.read_text())
+    server.install()  # what `stack up` does first: the local repository's weights are generated again
+    assert weights.is_file()
+    server.start()
+    try:
+        server.wait_ready()
+    finally:
+        server.stop()
