@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from producers.config import ProducerConfig
 from producers.errors import ProducerError
+from producers.metrics import ProducerMetrics, default_metrics
 from schemas.codec import encode
 from schemas.events import Event
 from schemas.topics import Topic
@@ -42,8 +43,11 @@ class EventProducer:
             producer.send(READINGS, reading)
     """
 
-    def __init__(self, config: ProducerConfig, max_block_s: float = 60.0) -> None:
+    def __init__(self, config: ProducerConfig, max_block_s: float = 60.0,
+                 metrics: ProducerMetrics | None = None) -> None:
         self._config = config
+        #: A process serving its own registry passes metrics made on it; others share the default registry's.
+        self._metrics = metrics if metrics is not None else default_metrics()
         #: How long produce() may wait for room in a full local queue (Java's max.block.ms).
         self._max_block_s = max_block_s
         self._inner: Producer | None = None
@@ -84,6 +88,7 @@ class EventProducer:
     def produce(self, topic: str, value: bytes, key: bytes | None = None, headers: Headers | None = None) -> None:
         """Queue raw bytes. Polls after each message; on a full local queue, polls and retries."""
         if self._fatal is not None:
+            self._metrics.rejected(topic)
             raise self._fatal
         producer = self._producer
         deadline = None
@@ -95,11 +100,13 @@ class EventProducer:
                 now = time.monotonic()
                 deadline = deadline or now + self._max_block_s
                 if now >= deadline:
+                    self._metrics.rejected(topic)
                     raise ProducerError("_QUEUE_FULL", f"local queue still full after {self._max_block_s:g} s "
                                         f"({len(producer)} messages waiting)") from None
                 producer.poll(min(0.1, deadline - now))
                 continue
             except KafkaException as exc:
+                self._metrics.rejected(topic)
                 raise ProducerError.from_kafka(exc, f"topic {topic}: ") from exc
             self.counts.produced += 1
             producer.poll(0)
@@ -139,10 +146,13 @@ class EventProducer:
 
     # -- callbacks (run inside poll/flush) -------------------------------------------------------
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        topic = message.topic() or ""
         if error is None:
             self.counts.delivered += 1
+            self._metrics.delivered(topic, message.latency())
             return
         self.counts.failed += 1
+        self._metrics.failed(topic)
         self._unreported_failures += 1
         if self._first_failure is None:
             self._first_failure = ProducerError.from_kafka(
