@@ -10,30 +10,41 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from api import errors
+from api.feed_listener import FeedListener, libpq_url
+from api.metrics import ApiMetrics, MetricsMiddleware
+from api.metrics import router as metrics_router
 from api.middleware import BodySizeLimit, RateLimit
 from api.publisher import Publisher, producer_config
 from api.ratelimit import TokenBuckets
-from api.routes import auth, devices, grants, health, ingest, nightscout
+from api.routes import agp, auth, devices, events, grants, health, ingest, nightscout, rankings, readings, results
 from api.security import token_issuer
+from producers.metrics import ProducerMetrics
 from storage.accounts import purge_expired
+from storage.feed import purge_feed
+from storage.rankings import Distributions
 from vitalstream import __version__
 from vitalstream.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-#: How often expired idempotency keys and event-id records are deleted.
+#: How often expired idempotency keys, event-id records and old live events are deleted.
 PURGE_INTERVAL_S = 3600.0
+#: Live events (user_feed rows) older than this are deleted; a client away longer starts afresh.
+FEED_RETENTION = timedelta(days=30)
+#: How long a rankings snapshot answers before it is reloaded (storage.rankings: the staleness bound).
+RANKINGS_MAX_AGE_S = 60.0
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -44,10 +55,13 @@ def make_engine(settings: Settings) -> Engine:
 
 def _purge_once(engine: Engine) -> None:
     try:
+        now = datetime.now(UTC)
         with engine.begin() as connection:
-            removed = purge_expired(connection, datetime.now(UTC))
-        if removed:
-            log.info("expired idempotency records purged", extra={"rows": removed})
+            removed = purge_expired(connection, now)
+            events_removed = purge_feed(connection, now - FEED_RETENTION)
+        if removed or events_removed:
+            log.info("expired idempotency records and old live events purged",
+                     extra={"rows": removed, "feed_rows": events_removed})
     except SQLAlchemyError as error:
         log.warning("purging expired idempotency records failed", extra={"error": str(error)})
 
@@ -63,15 +77,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.issuer = token_issuer(settings)
     app.state.engine = engine = make_engine(settings)
-    app.state.publisher = publisher = Publisher(producer_config(settings), settings.publish_timeout_s)
+    app.state.publisher = publisher = Publisher(producer_config(settings), settings.publish_timeout_s,
+                                                metrics=app.state.producer_metrics)
     # With a logger, librdkafka's connection complaints become JSON log lines instead of raw stderr.
     admin_config: dict[str, Any] = {"bootstrap.servers": settings.kafka, "logger": log}
     app.state.kafka_admin = AdminClient(admin_config)
+    app.state.rankings = Distributions(engine, max_age_s=RANKINGS_MAX_AGE_S)
+    app.state.feed_listener = listener = FeedListener(libpq_url(settings.database))
     purge = asyncio.create_task(_purge_periodically(engine))
+    listening = asyncio.create_task(listener.run())
     try:
         yield
     finally:
         purge.cancel()
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
         await run_in_threadpool(publisher.close)
         engine.dispose()
 
@@ -89,9 +109,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.dependency_overrides[get_settings] = lambda: settings
     settings = settings or get_settings()
     app.state.settings = settings
+    app.state.metrics = metrics = ApiMetrics.create(CollectorRegistry())
+    # Made here, once per app, beside the API's own: the lifespan may run more than once (tests).
+    app.state.producer_metrics = ProducerMetrics.create(metrics.registry)
     errors.install(app)
     for module in (health, auth, devices, grants, ingest, nightscout):
         app.include_router(module.router)
+    app.include_router(metrics_router)
+    # Each results module serves /v1/me/… and the same handlers under /v1/users/{user_id}/… (api.access).
+    for shared in (results, readings, agp, rankings, events):
+        for router in shared.routers:
+            app.include_router(router)
     # Added innermost first: CORS outermost, so browsers can read the 429 and 413 answers too.
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimit, buckets=TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst))
@@ -99,4 +127,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["*"], expose_headers=["Retry-After", "Idempotent-Replayed"],
                            allow_credentials=False)  # bearer tokens travel in headers, never cookies
+    # Outermost, so refusals by the middleware above are counted too.
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

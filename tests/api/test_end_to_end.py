@@ -1,0 +1,124 @@
+"""The whole path with no stand-ins: readings POSTed to the API → Kafka → the real stream worker
+(`vitalstream worker streams`, a subprocess) → TimescaleDB → the API's results routes.
+
+The worker and the API share a database of their own; the worker reads the shared topics from the start (its
+consumer group is new), so it also stores earlier tests' readings there, which nothing here looks at.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import pytest
+from confluent_kafka.admin import AdminClient
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from api.app import create_app
+from storage.migrate import upgrade
+from tests.api.conftest import sign_up
+from vitalstream.config import Settings
+
+deployment = pytest.importorskip("tests.streams.deployment", reason="the stream worker's test harness is not here")
+
+pytestmark = pytest.mark.slow
+T = TypeVar("T")
+#: The worker may first work through the history of the shared topics.
+WAIT_S = 180.0
+
+
+@pytest.fixture(scope="module")
+def private_database(database_url: str) -> Iterator[str]:
+    name = f"api_e2e_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@dataclass
+class Pipeline:
+    client: TestClient
+    worker: Any  # tests.streams.deployment.WorkerProcess
+
+    def wait_for(self, probe: Callable[[], T | None], what: str) -> T:
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            value = probe()
+            if value is not None:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; worker log:\n{self.worker.log_tail()}")
+            time.sleep(1.0)
+
+
+@pytest.fixture(scope="module")
+def pipeline(private_database: str, kafka_with_topics: str, api_settings: Settings,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    app_id = f"api-e2e-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VITALSTREAM_STREAMS_")}
+    env |= {"KAFKA_BOOTSTRAP_SERVERS": kafka_with_topics, "DATABASE_URL": private_database,
+            "VITALSTREAM_STREAMS_APP_ID": app_id, "VITALSTREAM_STREAMS_BATCH_WAIT_MS": "100"}
+    log_path = Path(tmp_path_factory.mktemp("worker")) / "worker.log"
+    worker = deployment.WorkerProcess(env, log_path).start()
+    try:
+        with TestClient(create_app(api_settings.model_copy(update={"database_url": private_database}))) as client:
+            yield Pipeline(client, worker)
+    finally:
+        worker.stop()
+        admin = AdminClient({"bootstrap.servers": kafka_with_topics})
+        changelogs = [n for n in admin.list_topics(timeout=10).topics if n.startswith(f"{app_id}-")]
+        if changelogs:
+            for future in admin.delete_topics(changelogs, operation_timeout=30).values():
+                future.result(timeout=60)
+
+
+def test_readings_posted_to_the_api_come_back_as_results(pipeline: Pipeline) -> None:
+    client = pipeline.client
+    account = sign_up(client)
+    end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=2)
+    values = [round(140 + 70 * np.sin(i / 20), 1) for i in range(288)]  # a day of 5-minute readings, some high
+    readings = [{"occurred_at": (end - timedelta(minutes=5 * (287 - i))).isoformat(), "unit": "mg/dL",
+                 "value": value, "kind": "cgm"} for i, value in enumerate(values)]
+    assert client.post("/v1/readings/glucose", json=readings, headers=account.auth).status_code == 202
+    bp = [{"occurred_at": (end - timedelta(hours=h)).isoformat(), "systolic_mmhg": 150, "diastolic_mmhg": 95}
+          for h in (1, 20, 40)]
+    assert client.post("/v1/readings/bp", json=bp, headers=account.auth).status_code == 202
+
+    def metrics() -> dict[str, Any] | None:
+        response = client.get("/v1/me/metrics/glucose", params={"window": "24h"}, headers=account.auth)
+        body: dict[str, Any] = response.json()
+        return body if response.status_code == 200 and body["readings"] == len(values) else None
+
+    day = pipeline.wait_for(metrics, "the worker's 24 h glucose metrics")
+    assert day["mean_mg_dl"] == pytest.approx(np.mean(values))
+    assert day["tir_pct"] == pytest.approx(100 * np.mean([70 <= v <= 180 for v in values]))
+    assert datetime.fromisoformat(day["as_of"]) == end
+
+    def summary() -> dict[str, Any] | None:
+        body: dict[str, Any] = client.get("/v1/me/summary", headers=account.auth).json()
+        return body if body["risk_tier"] is not None and body["blood_pressure"] is not None else None
+
+    body = pipeline.wait_for(summary, "the risk tier and the blood pressure")
+    assert body["glucose"]["glucose_mg_dl"] == values[-1]
+    assert body["blood_pressure"]["category"] == "stage_2_hypertension"  # 150/95 under ACC/AHA 2017
+    assert body["risk_tier"]["tier"] in {"low", "moderate", "high", "urgent"}
+
+    page = client.get("/v1/me/readings/glucose", params={"limit": 1000}, headers=account.auth).json()
+    assert [item["glucose_mg_dl"] for item in page["items"]] == values[::-1]
