@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from producers.client import EventProducer
 from producers.config import ProducerConfig
 from producers.errors import ProducerError
+from producers.metrics import ProducerMetrics
 from schemas.events import Event, MealLogged
 from schemas.topics import MEALS, READINGS, Topic
 from vitalstream.config import Settings
@@ -40,8 +41,9 @@ def producer_config(settings: Settings) -> ProducerConfig:
 
 
 class Publisher:
-    def __init__(self, config: ProducerConfig, timeout_s: float) -> None:
-        self._producer = EventProducer(config)
+    def __init__(self, config: ProducerConfig, timeout_s: float, metrics: ProducerMetrics | None = None) -> None:
+        # `metrics` made on the app's registry are served at /metrics; the default registry's are not.
+        self._producer = EventProducer(config, metrics=metrics)
         self._timeout_s = timeout_s
         self._lock = threading.Lock()
 

@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
+from schemas.derived import Alert, RiskTierChanged, UserProfile
 from schemas.events import MealLogged, Reading
+from schemas.meal_analysis import MealAnalyzed
 
 USER_PARTITIONS = 12
 DAY_MS = 24 * 60 * 60 * 1000
@@ -61,4 +63,40 @@ DEAD_LETTER = Topic(
     key="original key",
 )
 
-TOPICS: dict[str, Topic] = {t.name: t for t in (READINGS, MEALS, DEAD_LETTER)}
+USER_PROFILES = Topic(
+    name="vitalstream.user-profiles",
+    partitions=USER_PARTITIONS,
+    # Compacted: the newest profile per user is kept for good; retention.ms does not apply to compaction.
+    retention_ms=3650 * DAY_MS,
+    cleanup_policy="compact",
+    payload=TypeAdapter(UserProfile),
+    description="Each user's time zone and blood-pressure guideline; the newest per user wins, null deletes.",
+)
+RISK_TIERS = Topic(
+    name="vitalstream.risk-tiers",
+    partitions=USER_PARTITIONS,
+    retention_ms=30 * DAY_MS,
+    cleanup_policy="delete",
+    payload=TypeAdapter(RiskTierChanged),
+    description="A user's risk tier (or its reasons) changed; ids are deterministic, so replays repeat ids.",
+)
+ALERTS = Topic(
+    name="vitalstream.alerts",
+    partitions=USER_PARTITIONS,
+    retention_ms=30 * DAY_MS,
+    cleanup_policy="delete",
+    payload=TypeAdapter(Alert),
+    description="Level 2 hypoglycaemia, hypertensive crisis, prolonged hyperglycaemia; ids are deterministic.",
+)
+
+MEAL_ANALYSES = Topic(
+    name="vitalstream.meal-analyses",
+    partitions=USER_PARTITIONS,
+    retention_ms=30 * DAY_MS,
+    cleanup_policy="delete",
+    payload=TypeAdapter(MealAnalyzed),
+    description="What the inference consumer saw on a meal photo; ids are deterministic, so re-analyses repeat ids.",
+)
+
+TOPICS: dict[str, Topic] = {t.name: t for t in (READINGS, MEALS, DEAD_LETTER, USER_PROFILES, RISK_TIERS, ALERTS,
+                                                 MEAL_ANALYSES)}

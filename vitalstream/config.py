@@ -60,11 +60,31 @@ class Settings(BaseSettings):
     bp_guideline: Literal["acc_aha_2017", "esc_esh_2018", "ksh_2018"] = "acc_aha_2017"
     #: Faust app id: the consumer group and the prefix of its state (changelog) topics.
     streams_app_id: str = Field(default="vitalstream-streams", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    #: Stable name of one worker replica (e.g. its pod name): a restarted worker rejoins the consumer group as
+    #: the same static member and gets its partitions back at once, not after the session timeout.
+    streams_instance_id: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     #: Put before every topic name the worker reads or writes (side-by-side deployments, tests).
     streams_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     #: A batch is written to the database when it holds this many messages, or when the wait below ends.
-    streams_batch_size: int = Field(default=2000, gt=0)
+    streams_batch_size: int = Field(default=5000, gt=0)
     streams_batch_wait_ms: int = Field(default=200, gt=0)
+
+    # Meal-photo inference consumer (`vitalstream worker inference`).
+    #: Its consumer group: replicas with the same id share the meal topic's partitions.
+    inference_group_id: str = Field(default="vitalstream-inference", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    #: Put before every topic name the consumer reads or writes (side-by-side deployments, tests).
+    inference_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    #: The Triton model that analyses meal photos (inputs and outputs as in model_repository/meal_analyzer).
+    inference_model: str = Field(default="meal_analyzer", min_length=1)
+    #: Photos per Triton request, at most (the model's max_batch_size caps it too); a batch is sent when full
+    #: or when its first photo has waited this long.
+    inference_max_batch: int = Field(default=16, gt=0, le=1024)
+    inference_max_wait_ms: int = Field(default=20, ge=0)
+    #: Triton requests in flight at once (photos are decoded meanwhile).
+    inference_concurrency: int = Field(default=2, gt=0, le=64)
+    #: A photo not analysed this long after the consumer took its meal event goes to the dead-letter topic
+    #: (reason deadline_exceeded); longer than Triton outages the consumer should ride out by pausing.
+    inference_deadline_s: float = Field(default=300.0, gt=0)
 
     log_level: str = "INFO"
 

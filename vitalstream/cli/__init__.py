@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from vitalstream.cli import api, db, importer, models, schemas, simulate, stack, topics
+from vitalstream.cli import (
+    api,
+    db,
+    demo,
+    importer,
+    metrics,
+    models,
+    schemas,
+    simulate,
+    stack,
+    topics,
+    worker,
+    worker_inference,
+)
 from vitalstream.config import get_settings
 from vitalstream.logs import configure_logging
 
@@ -18,8 +31,12 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(topics.app, name="topics")
 app.add_typer(db.app, name="db")
+app.add_typer(metrics.app, name="metrics")
 app.add_typer(models.app, name="models")
 app.add_typer(api.app, name="api")
+worker.app.command("inference")(worker_inference.inference)
+app.add_typer(worker.app, name="worker")
+app.command("demo")(demo.demo)
 app.add_typer(importer.app, name="import")
 app.command("simulate")(simulate.simulate)
 

@@ -1,0 +1,288 @@
+"""Stream worker throughput and latency against the real Kafka and TimescaleDB.
+
+1. A backlog of synthetic events (CGM every 5 minutes, meals, blood pressure) is produced to private topics.
+2. Baseline: a plain confluent-kafka consumer reads the same topics from the start (no decoding, no storage).
+3. `vitalstream worker streams` (a subprocess, its own consumer group) works off the backlog into a fresh
+   database; sustained rate = events / (last row stored - first row stored).
+4. Light load: one CGM reading every 100 ms, each for a new user, whose first assessment publishes a
+   risk-tier change; latency = arrival of that change on the risk-tiers topic - send time of the reading.
+
+Run:  .venv/bin/python bench/stream_worker.py [--users 200 --events-per-user 500 --batch-size 5000 --probes 100]
+Services come from Settings (KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL or the local stack). The topics,
+consumer groups and database are private and removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from producers.client import EventProducer
+from producers.config import ProducerConfig
+from schemas.events import BloodPressureReading, Event, GlucoseKind, GlucoseReading, MealLogged, Source
+from schemas.topics import MEALS, READINGS, Topic
+from schemas.units import GlucoseUnit
+from storage.migrate import upgrade
+from streams.app import WORKER_TOPICS, prefixed
+from vitalstream.config import get_settings
+from vitalstream.kafka_admin import admin_client, create_topics
+
+# The `vitalstream` command line, with the `worker` group added if the root app does not register it (yet).
+LAUNCH = """
+from vitalstream import cli
+from vitalstream.cli import worker
+if "worker" not in {group.name for group in cli.app.registered_groups}:
+    cli.app.add_typer(worker.app, name="worker")
+cli.main()
+"""
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, {platform.system()}"
+
+
+def backlog(users: int, per_user: int, start: datetime, seed: int = 1) -> list[Event]:
+    """Per user: CGM every 5 min, a meal every ~3 h, a BP reading every ~4 h; ordered by time."""
+    rng = np.random.default_rng(seed)
+    events: list[Event] = []
+    for index in range(users):
+        user = f"bench-{index:05d}"
+        glucose = 140.0
+        for step in range(per_user):
+            at = start + timedelta(minutes=5 * step)
+            glucose = float(np.clip(glucose + rng.normal(0, 6), 45, 380))
+            if step % 36 == 5:
+                events.append(MealLogged(user_id=user, device_id="app", source=Source.APP, occurred_at=at,
+                                         received_at=at, meal_slot="snack", energy_kcal=float(rng.integers(100, 900)),
+                                         carbs_g=float(rng.integers(10, 100))))
+            elif step % 48 == 7:
+                events.append(BloodPressureReading(user_id=user, device_id="cuff", source=Source.DEVICE,
+                                                   occurred_at=at, received_at=at,
+                                                   systolic_mmhg=int(rng.integers(105, 165)),
+                                                   diastolic_mmhg=int(rng.integers(60, 99))))
+            else:
+                events.append(GlucoseReading(user_id=user, device_id="cgm", source=Source.DEVICE, occurred_at=at,
+                                             received_at=at, unit=GlucoseUnit.MG_DL, value=round(glucose),
+                                             kind=GlucoseKind.CGM))
+    events.sort(key=lambda e: (e.occurred_at, e.user_id))
+    return events
+
+
+def topic_for(event: Event, prefix: str) -> Topic:
+    return prefixed(MEALS if isinstance(event, MealLogged) else READINGS, prefix)
+
+
+def raw_consume_rate(kafka: str, topics: list[str], expected: int) -> tuple[float, float]:
+    """(messages/s from first to last message, seconds) of a plain consumer reading `topics` from the start."""
+    consumer = Consumer({"bootstrap.servers": kafka, "group.id": f"bench-raw-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe(topics)
+    count, first = 0, None
+    deadline = time.monotonic() + 300
+    while count < expected and time.monotonic() < deadline:
+        for message in consumer.consume(10_000, timeout=1.0):
+            if message.error() is None:
+                first = first or time.perf_counter()
+                count += 1
+    last = time.perf_counter()
+    consumer.close()
+    if first is None or count < expected:
+        raise RuntimeError(f"raw consumer read {count} of {expected} messages")
+    return count / (last - first), last - first
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        body = response.read().decode()
+    return {sample.name + json.dumps(sample.labels, sort_keys=True): sample.value
+            for family in text_string_to_metric_families(body) for sample in family.samples}
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--events-per-user", type=int, default=500)
+    parser.add_argument("--batch-size", type=int, default=None, help="VITALSTREAM_STREAMS_BATCH_SIZE for the worker")
+    parser.add_argument("--probes", type=int, default=100, help="light-load readings for the latency figure")
+    args = parser.parse_args()
+
+    settings = get_settings()
+    tag = uuid.uuid4().hex[:8]
+    prefix, app_id = f"bench{tag}.", f"bench-streams-{tag}"
+    database = f"bench_streams_{tag}"
+    server = make_url(settings.database)
+    admin_dsn = server.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    database_url = server.set(database=database).render_as_string(hide_password=False)
+    with psycopg.connect(admin_dsn, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{database}"')
+    upgrade(database_url)
+    create_topics(admin_client(settings.kafka), [prefixed(t, prefix) for t in WORKER_TOPICS])
+    work = Path(tempfile.mkdtemp(prefix="bench-streams-"))
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5 * args.events_per_user)
+        events = backlog(args.users, args.events_per_user, start)
+        print(f"{machine()}\nbacklog: {len(events):,} events of {args.users} users", flush=True)
+        config = ProducerConfig(bootstrap_servers=settings.kafka)
+        with EventProducer(config) as producer:
+            for event in events:
+                producer.send(topic_for(event, prefix), event)
+        names = [prefixed(READINGS, prefix).name, prefixed(MEALS, prefix).name]
+        raw_rate, raw_s = raw_consume_rate(settings.kafka, names, len(events))
+        print(f"raw consumer: {raw_rate:,.0f} messages/s ({raw_s:.1f} s)", flush=True)
+
+        port = free_port()
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka, "DATABASE_URL": database_url,
+               "VITALSTREAM_STREAMS_APP_ID": app_id, "VITALSTREAM_STREAMS_TOPIC_PREFIX": prefix}
+        if args.batch_size:
+            env["VITALSTREAM_STREAMS_BATCH_SIZE"] = str(args.batch_size)
+        log_path = work / "worker.log"
+        with log_path.open("wb") as log:
+            launched = time.perf_counter()
+            worker = subprocess.Popen([sys.executable, "-c", LAUNCH, "worker", "streams", "--metrics-port", str(port)],
+                                      env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        engine = create_engine(database_url)
+        count_sql = text("SELECT (SELECT count(*) FROM glucose_readings) + (SELECT count(*) FROM meals) + "
+                         "(SELECT count(*) FROM blood_pressure_readings)")
+        first_row = None
+        stored = 0
+        deadline = time.monotonic() + 900
+        while stored < len(events) and time.monotonic() < deadline:
+            with engine.connect() as connection:
+                stored = int(connection.execute(count_sql).scalar_one())
+            if stored and first_row is None:
+                first_row = time.perf_counter()
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited with {worker.returncode}; see {log_path}")
+            time.sleep(0.2)
+        done = time.perf_counter()
+        if first_row is None or stored < len(events):
+            raise RuntimeError(f"worker stored {stored} of {len(events)} rows; see {log_path}")
+        worker_rate = len(events) / (done - first_row)
+        samples = scrape(port)
+        batches = samples.get('vitalstream_streams_batch_size_count{"agent": "events"}', 0.0)
+        batch_mean = samples.get('vitalstream_streams_batch_size_sum{"agent": "events"}', 0.0) / max(batches, 1)
+        db_mean = samples.get("vitalstream_streams_db_write_seconds_sum{}", 0.0) / max(
+            samples.get("vitalstream_streams_db_write_seconds_count{}", 0.0), 1)
+        print(f"worker: {worker_rate:,.0f} events/s into TimescaleDB ({done - first_row:.1f} s; first row "
+              f"{first_row - launched:.1f} s after launch; {batches:.0f} batches of {batch_mean:,.0f} on average, "
+              f"{db_mean:.2f} s per transaction)", flush=True)
+
+        latencies = light_load_latency(settings.kafka, prefix, args.probes)
+        print(f"reading -> tier change at light load (10 readings/s, {len(latencies)} probes): "
+              f"p50 {percentile(latencies, 50) * 1000:.0f} ms, p99 {percentile(latencies, 99) * 1000:.0f} ms, "
+              f"max {max(latencies) * 1000:.0f} ms", flush=True)
+        print("\n| backlog | raw consumer (msg/s) | worker → TimescaleDB (events/s) | worker / raw | "
+              "tier latency p50 / p99 (ms) |\n|---|---:|---:|---:|---:|")
+        print(f"| {len(events):,} events, {args.users} users | {raw_rate:,.0f} | {worker_rate:,.0f} | "
+              f"{worker_rate / raw_rate:.3f} | {percentile(latencies, 50) * 1000:.0f} / "
+              f"{percentile(latencies, 99) * 1000:.0f} |")
+        engine.dispose()
+    finally:
+        if worker is not None and worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+        admin = AdminClient({"bootstrap.servers": settings.kafka})
+        leftovers = [n for n in admin.list_topics(timeout=10).topics if n.startswith((prefix, f"{app_id}-"))]
+        if leftovers:
+            for future in admin.delete_topics(leftovers, operation_timeout=30).values():
+                try:
+                    future.result(timeout=30)
+                except Exception as error:  # cleanup is best effort
+                    print(f"could not delete a topic: {error}", file=sys.stderr)
+        with psycopg.connect(admin_dsn, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def light_load_latency(kafka: str, prefix: str, probes: int, interval_s: float = 0.1) -> list[float]:
+    """Seconds from sending each probe reading to its user's risk-tier change arriving on the topic."""
+    tiers = prefixed(next(t for t in WORKER_TOPICS if t.name.endswith("risk-tiers")), prefix).name
+    consumer = Consumer({"bootstrap.servers": kafka, "group.id": f"bench-lat-{uuid.uuid4()}",
+                         "enable.auto.commit": False})
+    partitions = consumer.list_topics(tiers, timeout=10).topics[tiers].partitions
+    consumer.assign([TopicPartition(tiers, p, OFFSET_END) for p in partitions])
+    consumer.consume(1, timeout=2.0)  # settle the assignment at the end of each partition
+    sent: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+    stop = threading.Event()
+
+    def receive() -> None:
+        while not stop.is_set():
+            for message in consumer.consume(100, timeout=0.05):
+                key = message.key()
+                if message.error() is None and key is not None:
+                    arrived.setdefault(key.decode(), time.perf_counter())
+
+    receiver = threading.Thread(target=receive)
+    receiver.start()
+    topic = prefixed(READINGS, prefix)
+    run = uuid.uuid4().hex[:6]
+    try:
+        with EventProducer(ProducerConfig(bootstrap_servers=kafka, linger_ms=0)) as producer:
+            for index in range(probes):
+                user = f"probe-{run}-{index}"
+                now = datetime.now(UTC)
+                producer.send(topic, probe_reading(user, now))
+                producer.poll(0)
+                sent[user] = time.perf_counter()
+                time.sleep(interval_s)
+        deadline = time.monotonic() + 30
+        while len(arrived.keys() & sent.keys()) < probes and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        receiver.join()
+        consumer.close()
+    missing = sent.keys() - arrived.keys()
+    if missing:
+        raise RuntimeError(f"{len(missing)} probes got no tier change within 30 s")
+    return [arrived[user] - sent[user] for user in sent]
+
+
+def probe_reading(user: str, at: datetime) -> GlucoseReading:
+    return GlucoseReading(user_id=user, device_id="cgm", source=Source.DEVICE, occurred_at=at, received_at=at,
+                          unit=GlucoseUnit.MG_DL, value=110.0, kind=GlucoseKind.CGM)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Fixtures of the stream tests: a fresh migrated database per module, in-memory state stores, a recording
+publisher, and the iglu example data (read in place, never copied)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+from storage.migrate import upgrade
+from streams.messages import OutMessage
+from streams.telemetry import StreamsMetrics
+
+#: The data sits beside the checkout (../shared/data); VITALSTREAM_IGLU_EXAMPLE_CSV points elsewhere.
+IGLU_CSV = Path(os.environ.get("VITALSTREAM_IGLU_EXAMPLE_CSV",
+                               Path(__file__).resolve().parents[3] / "shared/data/cgm/iglu_example_data_5_subject.csv"))
+
+
+@pytest.fixture(scope="session")
+def iglu_csv() -> Path:
+    if not IGLU_CSV.exists():
+        pytest.skip(f"iglu example data not found at {IGLU_CSV} (set VITALSTREAM_IGLU_EXAMPLE_CSV)")
+    return IGLU_CSV
+
+
+def _server_dsn(database_url: str, dbname: str) -> str:
+    url = make_url(database_url)
+    return url.set(drivername="postgresql", database=dbname).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="module")
+def fresh_database_url(database_url: str) -> Iterator[str]:
+    """A database of its own for the module, migrated to head; dropped afterwards."""
+    name = f"streams_test_{uuid.uuid4().hex[:10]}"
+    admin_dsn = _server_dsn(database_url, "postgres")
+    with psycopg.connect(admin_dsn, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with psycopg.connect(admin_dsn, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def engine(fresh_database_url: str) -> Iterator[Engine]:
+    engine = create_engine(fresh_database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def metrics() -> StreamsMetrics:
+    return StreamsMetrics.create(CollectorRegistry())
+
+
+class MemoryStore:
+    """A StateStore in a dict, with the changelog it would have written."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.changelog: list[tuple[int, str, Any]] = []
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+    def put(self, partition: int, key: str, value: Any) -> None:
+        self.data[key] = value
+        self.changelog.append((partition, key, value))
+
+    def delete(self, partition: int, key: str) -> None:
+        self.data.pop(key, None)
+        self.changelog.append((partition, key, None))
+
+
+class RecordingPublisher:
+    """Publishes into a list; `fail_next` makes the next publish raise (Kafka unavailable)."""
+
+    def __init__(self) -> None:
+        self.sent: list[OutMessage] = []
+        self.fail_next = False
+
+    async def publish(self, messages: Sequence[OutMessage]) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("broker unavailable")
+        self.sent.extend(messages)
+
+    def on(self, topic: str) -> list[OutMessage]:
+        return [m for m in self.sent if m.topic == topic]
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+StoreFactory = Callable[[], MemoryStore]

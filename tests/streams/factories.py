@@ -1,0 +1,63 @@
+"""Event factories with sensible defaults for the stream tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid5
+
+from schemas.events import (
+    BloodPressureReading,
+    ExerciseSession,
+    GlucoseKind,
+    GlucoseReading,
+    HbA1cResult,
+    MealLogged,
+    Source,
+)
+from schemas.units import GlucoseUnit, HbA1cUnit
+
+NAMESPACE = UUID("3a3b7f2e-0f51-4a4e-93c1-4b8a2f1d6e70")
+T0 = datetime(2024, 6, 1, 8, 0, tzinfo=UTC)
+
+
+def event_id(*parts: object) -> UUID:
+    return uuid5(NAMESPACE, "|".join(str(p) for p in parts))
+
+
+def cgm(user_id: str, at: datetime, mg_dl: float, *, received_at: datetime | None = None,
+        kind: GlucoseKind = GlucoseKind.CGM) -> GlucoseReading:
+    return GlucoseReading(event_id=event_id("g", user_id, at.isoformat(), kind), user_id=user_id, device_id="cgm",
+                          source=Source.DEVICE, occurred_at=at, received_at=received_at or at, unit=GlucoseUnit.MG_DL,
+                          value=mg_dl, kind=kind)
+
+
+def cgm_trace(user_id: str, start: datetime, values: list[float], *, step_min: int = 5,
+              received_at: datetime | None = None) -> list[GlucoseReading]:
+    return [cgm(user_id, start + timedelta(minutes=step_min * i), v,
+                received_at=received_at or start + timedelta(minutes=step_min * i)) for i, v in enumerate(values)]
+
+
+def bp(user_id: str, at: datetime, systolic: int, diastolic: int, *,
+       received_at: datetime | None = None) -> BloodPressureReading:
+    return BloodPressureReading(event_id=event_id("bp", user_id, at.isoformat()), user_id=user_id, device_id="cuff",
+                                source=Source.DEVICE, occurred_at=at, received_at=received_at or at,
+                                systolic_mmhg=systolic, diastolic_mmhg=diastolic)
+
+
+def hba1c(user_id: str, at: datetime, pct: float) -> HbA1cResult:
+    return HbA1cResult(event_id=event_id("a1c", user_id, at.isoformat()), user_id=user_id, device_id="lab",
+                       source=Source.API, occurred_at=at, received_at=at, unit=HbA1cUnit.PERCENT, value=pct)
+
+
+def exercise(user_id: str, at: datetime, minutes: float, *, kcal: float | None = None,
+             steps: int | None = None) -> ExerciseSession:
+    return ExerciseSession(event_id=event_id("ex", user_id, at.isoformat()), user_id=user_id, device_id="watch",
+                           source=Source.DEVICE, occurred_at=at, received_at=at, activity="walking",
+                           duration_min=minutes, energy_kcal=kcal, steps=steps)
+
+
+def meal(user_id: str, at: datetime, *, kcal: float | None = 500.0, carbs: float | None = 60.0,
+         protein: float | None = 20.0, fat: float | None = 15.0) -> MealLogged:
+    return MealLogged(event_id=event_id("meal", user_id, at.isoformat()), user_id=user_id, device_id="app",
+                      source=Source.APP, occurred_at=at, received_at=at, meal_slot="lunch", energy_kcal=kcal,
+                      carbs_g=carbs, protein_g=protein, fat_g=fat)
