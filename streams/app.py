@@ -6,7 +6,8 @@
   Their keys are the user id or "user|hour"; every write goes to the changelog partition of the message that
   caused it, which is the user's partition number, so a user's state moves with the user's partitions.
 - Processing guarantee: at least once (Kafka 2.3 lacks KIP-447, so Faust's exactly-once cannot span a
-  rebalance safely). State and rows are idempotent, so a replay changes nothing.
+  rebalance safely). State and rows are idempotent, so a replay changes nothing. The app runs on a patched
+  Faust transport and recovery (streams/transport.py) that re-read instead of skipping after a rebalance.
 """
 
 from __future__ import annotations

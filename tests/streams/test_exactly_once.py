@@ -81,6 +81,9 @@ def test_a_killed_worker_leaves_every_row_once_and_every_total_right(deployment:
                                           "exercise_sessions")
                   for r in deployment.rows(f"SELECT event_id FROM {table}")}
     assert stored_ids == {str(e.event_id) for e in events}
+    # Every offset is committed in the end: nothing was skipped (streams/transport.py), nothing is pending.
+    deployment.wait_for(lambda: sum(deployment.lag().values()) == 0, timeout_s=30, what="every offset committed",
+                        describe=lambda: str(deployment.lag()))
     # The restarted worker replayed what the first had stored but not committed, harmlessly.
     assert second.metric("vitalstream_streams_events_total", outcome="duplicate", type="glucose") > 0
     # Its restored state holds each user's whole window (474 CGM readings each, all within 14 days).

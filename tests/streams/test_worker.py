@@ -219,8 +219,8 @@ def test_metrics_endpoint_reports_batches_writes_and_latency_without_user_labels
 
 def test_a_second_worker_shares_the_partitions(deployment: Deployment, worker: WorkerProcess) -> None:
     # Last in the module: it changes the deployment (two workers from here on). Readings arrive while the
-    # workers restore their tables after the rebalance, on partitions without a committed offset: Faust drops
-    # what its consumer fetches meanwhile and relies on a seek that aiokafka skips there (streams/transport.py).
+    # workers restore their tables after the rebalance, some on partitions without a committed offset, where
+    # plain Faust would skip them (streams/transport.py, fix 2).
     before = worker.metric("vitalstream_streams_events_total", outcome="stored", type="glucose")
     second = deployment.start_worker("second")
 
