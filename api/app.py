@@ -28,7 +28,21 @@ from api.metrics import router as metrics_router
 from api.middleware import BodySizeLimit, RateLimit
 from api.publisher import Publisher, producer_config
 from api.ratelimit import TokenBuckets
-from api.routes import agp, auth, devices, events, grants, health, ingest, nightscout, rankings, readings, results
+from api.routes import (
+    agp,
+    auth,
+    devices,
+    events,
+    grants,
+    health,
+    ingest,
+    nightscout,
+    photos,
+    profile,
+    rankings,
+    readings,
+    results,
+)
 from api.security import token_issuer
 from producers.metrics import ProducerMetrics
 from storage.accounts import purge_expired
@@ -36,6 +50,7 @@ from storage.feed import purge_feed
 from storage.rankings import Distributions
 from vitalstream import __version__
 from vitalstream.config import Settings, get_settings
+from vitalstream.object_store import object_store
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.kafka_admin = AdminClient(admin_config)
     app.state.rankings = Distributions(engine, max_age_s=RANKINGS_MAX_AGE_S)
     app.state.feed_listener = listener = FeedListener(libpq_url(settings.database))
+    app.state.object_store = object_store(settings)
     purge = asyncio.create_task(_purge_periodically(engine))
     listening = asyncio.create_task(listener.run())
     try:
@@ -113,15 +129,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Made here, once per app, beside the API's own: the lifespan may run more than once (tests).
     app.state.producer_metrics = ProducerMetrics.create(metrics.registry)
     errors.install(app)
-    for module in (health, auth, devices, grants, ingest, nightscout):
+    for module in (health, auth, devices, grants, ingest, photos, nightscout):
         app.include_router(module.router)
     app.include_router(metrics_router)
     # Each results module serves /v1/me/… and the same handlers under /v1/users/{user_id}/… (api.access).
-    for shared in (results, readings, agp, rankings, events):
+    for shared in (results, readings, agp, rankings, events, profile):
         for router in shared.routers:
             app.include_router(router)
     # Added innermost first: CORS outermost, so browsers can read the 429 and 413 answers too.
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    # The photo route alone takes bodies up to a photo's size (and refuses larger ones as early as the others).
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes,
+                       route_limits={photos.PATH: photos.body_limit_bytes(settings)})
     app.add_middleware(RateLimit, buckets=TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst))
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],

@@ -23,6 +23,7 @@ from api.security import InvalidTokenError, TokenIssuer, TokenKind, nightscout_l
 from schemas.events import Source
 from storage.accounts import Role, device_by_key_hash, user_by_nightscout_hash
 from vitalstream.config import Settings, get_settings
+from vitalstream.object_store import ObjectStore
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -37,6 +38,11 @@ def _publisher(request: Request) -> Publisher:
     return publisher
 
 
+def _object_store(request: Request) -> ObjectStore:
+    store: ObjectStore = request.app.state.object_store
+    return store
+
+
 def _issuer(request: Request) -> TokenIssuer:
     issuer: TokenIssuer = request.app.state.issuer
     return issuer
@@ -45,6 +51,7 @@ def _issuer(request: Request) -> TokenIssuer:
 EngineDep = Annotated[Engine, Depends(_engine)]
 PublisherDep = Annotated[Publisher, Depends(_publisher)]
 IssuerDep = Annotated[TokenIssuer, Depends(_issuer)]
+ObjectStoreDep = Annotated[ObjectStore, Depends(_object_store)]
 
 
 def _intake(engine: EngineDep, publisher: PublisherDep, settings: SettingsDep) -> Intake:

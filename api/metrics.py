@@ -27,11 +27,14 @@ INGEST_ROUTES: dict[str, str] = {
     "/v1/readings/hba1c": "hba1c",
     "/v1/exercise": "exercise",
     "/v1/meals": "meal",
+    "/v1/meals/photo": "meal_photo",
     "/api/v1/entries": "nightscout_entry",
     "/api/v1/entries.json": "nightscout_entry",
     "/api/v1/treatments": "nightscout_treatment",
     "/api/v1/treatments.json": "nightscout_treatment",
 }
+#: Ingest routes whose body is one item that is not JSON (a multipart photo upload): counted as one, never kept.
+SINGLE_ITEM_ROUTES = frozenset({"/v1/meals/photo"})
 UNMATCHED = "unmatched"
 #: Request latencies span ~1 ms (cached reads) to the Kafka publish timeout.
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -104,6 +107,7 @@ class MetricsMiddleware:
         response_body: list[bytes] = []
         # Known only after routing; ingest bodies are kept (they are size-limited) to count their items.
         is_ingest = scope["path"] in INGEST_ROUTES and scope["method"] in ("POST", "PUT")
+        keep_body = is_ingest and scope["path"] not in SINGLE_ITEM_ROUTES
 
         async def receive_and_keep() -> Message:
             message = await receive()
@@ -123,7 +127,7 @@ class MetricsMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive_and_keep if is_ingest else receive, send_and_watch)
+            await self.app(scope, receive_and_keep if keep_body else receive, send_and_watch)
         finally:
             # Refused before routing (413, 429): an ingest path is its own template; others stay unnamed.
             route = getattr(scope.get("route"), "path", None) or (scope["path"] if is_ingest else UNMATCHED)
@@ -133,8 +137,10 @@ class MetricsMiddleware:
                 self.metrics.request_seconds.labels(method, route).observe(time.perf_counter() - started)
             kind = INGEST_ROUTES.get(route)
             if kind is not None and is_ingest:
-                count = (_items(b"".join(response_body), key="accepted") if status < 300
-                         else _items(b"".join(request_body)))
+                if status < 300:
+                    count = _items(b"".join(response_body), key="accepted")
+                else:
+                    count = _items(b"".join(request_body)) if keep_body else 1
                 self.metrics.ingest_items.labels(kind, _outcome(status, replayed)).inc(count)
 
 

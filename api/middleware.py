@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
@@ -32,17 +33,21 @@ class BodyTooLargeError(HTTPException):
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    """`max_body_bytes` for every request, except the paths in `route_limits` (exact path → their own limit)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, route_limits: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.route_limits = dict(route_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.route_limits.get(scope["path"], self.max_body_bytes)
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            error = BodyTooLargeError(self.max_body_bytes)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            error = BodyTooLargeError(limit)
             await error_response(413, "payload_too_large", str(error.detail))(scope, receive, send)
             return
         received = 0
@@ -52,8 +57,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLargeError(self.max_body_bytes)
+                if received > limit:
+                    raise BodyTooLargeError(limit)
             return message
 
         await self.app(scope, counting_receive, send)

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from producers.client import EventProducer
+from producers.client import EventProducer, Headers
 from producers.config import ProducerConfig
 from producers.errors import ProducerError
 from producers.metrics import ProducerMetrics
+from schemas.derived import UserProfile
 from schemas.events import Event, MealLogged
-from schemas.topics import MEALS, READINGS, Topic
+from schemas.topics import MEALS, READINGS, USER_PROFILES, Topic
 from vitalstream.config import Settings
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,29 @@ class Publisher:
         """Send every event, keyed by user, and wait for the broker's acknowledgement (acks=all) of all of them."""
         if not events:
             return
+
+        def send(producer: EventProducer) -> None:
+            for event in events:
+                producer.send(topic_for(event), event)
+
+        self._deliver(send, len(events))
+
+    def publish_profile(self, profile: UserProfile) -> None:
+        """Send a user's profile to the compacted profile topic, keyed by user, and wait for its acknowledgement."""
+        # Not an Event (no device or event id), so EventProducer.send's routing check does not apply; the headers
+        # carry the type and schema version as send() does, so a consumer can route before decoding.
+        headers: Headers = [("type", b"user_profile"), ("schema_version", str(profile.schema_version).encode())]
+        self._deliver(lambda producer: producer.produce(USER_PROFILES.name, profile.model_dump_json().encode(),
+                                                        key=profile.user_id.encode(), headers=headers), 1)
+
+    def _deliver(self, send: Callable[[EventProducer], None], messages: int) -> None:
         if not self._lock.acquire(timeout=self._timeout_s):
             raise PublishError(f"Kafka has not acknowledged earlier requests within {self._timeout_s:g} s")
         try:
-            for event in events:
-                self._producer.send(topic_for(event), event)
+            send(self._producer)
             self._producer.flush(self._timeout_s + _FLUSH_MARGIN_S)
         except ProducerError as error:
-            log.warning("publish failed", extra={"events": len(events), "code": error.code,
+            log.warning("publish failed", extra={"events": messages, "code": error.code,
                                                  "description": error.description})
             raise PublishError(f"Kafka did not acknowledge the events ({error.code}: {error.description})") from error
         finally:

@@ -1,4 +1,8 @@
-"""The time zone a user's days and times of day are read in."""
+"""The time zone a user's days and times of day are read in.
+
+In order: the request's `time_zone`; the user's profile as the stream worker stored it; the zone the worker last
+counted their days in (users whose days were counted before profiles were stored); UTC.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ from typing import Annotated
 from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import Depends, Query
+from sqlalchemy import Connection
 
 from api.access import SubjectDep
 from api.deps import EngineDep
 from api.errors import invalid
+from storage.profiles import get_profile
 from storage.queries import recorded_time_zone
 
 DEFAULT_ZONE = "UTC"
@@ -36,12 +42,20 @@ def local_today(zone: str) -> date:
 
 def _zone(subject: SubjectDep, engine: EngineDep,
           time_zone: Annotated[str | None, Query(max_length=64, description=(
-              "IANA zone to read days and times of day in. Default: the zone the stream worker last counted "
-              "this user's days in (their profile's), else UTC."))] = None) -> str:
+              "IANA zone to read days and times of day in. Default: the user's profile's (GET /v1/me/profile), "
+              "else the zone the stream worker last counted their days in, else UTC."))] = None) -> str:
     if time_zone is not None:
         return check_zone(time_zone)
     with engine.connect() as connection:
-        return recorded_time_zone(connection, subject.user_id) or DEFAULT_ZONE
+        return stored_zone(connection, subject.user_id) or DEFAULT_ZONE
+
+
+def stored_zone(connection: Connection, user_id: str) -> str | None:
+    """The user's zone as stored: their applied profile's, else the one their days were last counted in."""
+    profile = get_profile(connection, user_id)
+    if profile is not None:
+        return profile.time_zone
+    return recorded_time_zone(connection, user_id)
 
 
 ZoneDep = Annotated[str, Depends(_zone)]

@@ -44,10 +44,11 @@ from inference_consumer.consumer import ConsumerTopics
 from inference_consumer.photos import decode_photo
 from producers.client import EventProducer
 from producers.config import ProducerConfig
-from producers.photos import LocalObjectStore, photo_ref, render_meal_photo
+from producers.photos import photo_ref, render_meal_photo
 from schemas.events import MealLogged, PhotoContentType
 from vitalstream.config import Settings, get_settings
 from vitalstream.kafka_admin import create_topics
+from vitalstream.object_store import LocalObjectStore
 
 MODEL = "meal_analyzer"
 USERS = 50

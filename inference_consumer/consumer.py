@@ -52,12 +52,12 @@ from inference_consumer.triton_client import (
     transport_for,
 )
 from producers.config import ProducerConfig
-from producers.photos import LocalObjectStore
 from schemas.codec import ContractError, decode, encode
 from schemas.events import MealLogged
 from schemas.meal_analysis import ModelVersion
 from schemas.topics import DEAD_LETTER, MEAL_ANALYSES, MEALS, Topic
 from vitalstream.config import Settings
+from vitalstream.object_store import ObjectStore, object_store
 
 log = logging.getLogger(__name__)
 
@@ -162,12 +162,12 @@ class InferenceConsumer:
     """Run with `run(stop)` until `stop` is set. Several replicas with one group id share the partitions."""
 
     def __init__(self, settings: Settings, metrics: InferenceMetrics, *,
-                 transport: Callable[[], Transport] | None = None, store: LocalObjectStore | None = None,
+                 transport: Callable[[], Transport] | None = None, store: ObjectStore | None = None,
                  dish_labels: Sequence[str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.topics = ConsumerTopics.with_prefix(settings.inference_topic_prefix)
         self._metrics = metrics
-        self._store = store or LocalObjectStore(settings.object_store_dir)
+        self._store = store or object_store(settings)
         self._labels = list(dish_labels) if dish_labels is not None else packaged_dish_labels()
         self._clock = clock
         self._transport = transport or transport_for(settings.triton, settings.triton_protocol)

@@ -16,8 +16,8 @@ from PIL import Image, UnidentifiedImageError
 
 from inference_consumer.dead_letters import DeadLetterReason
 from inference_consumer.models.preprocess import crop_for_model
-from producers.photos import LocalObjectStore
 from schemas.events import PhotoContentType, PhotoRef
+from vitalstream.object_store import InvalidObjectKeyError, ObjectNotFoundError, ObjectStore
 
 #: More than any phone camera's frame (a 200 MP sensor bins to 50 MP photos by default); a 10 MB file that
 #: claims more is a bomb. Pillow's own limit (Image.MAX_IMAGE_PIXELS, ~89 MP) only warns below twice that.
@@ -34,16 +34,15 @@ class PhotoRejectedError(Exception):
         self.detail = detail
 
 
-def read_photo(store: LocalObjectStore, ref: PhotoRef) -> bytes:
+def read_photo(store: ObjectStore, ref: PhotoRef) -> bytes:
     """The object's bytes, if its size and sha256 are the reference's."""
     try:
-        path = store.path(ref.object_key)
-        size = path.stat().st_size
+        size = store.size(ref.object_key)
         if size != ref.size_bytes:  # checked before reading: an oversized object is never loaded
             raise PhotoRejectedError(DeadLetterReason.SIZE_MISMATCH,
                                 f"photo.size_bytes is {ref.size_bytes}, object {ref.object_key!r} has {size} bytes")
-        data = path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError) as err:
+        data = store.get(ref.object_key)
+    except (ObjectNotFoundError, InvalidObjectKeyError) as err:
         raise PhotoRejectedError(DeadLetterReason.MISSING_OBJECT,
                             f"photo.object_key {ref.object_key!r}: no object ({err})") from err
     digest = hashlib.sha256(data).hexdigest()
@@ -74,6 +73,6 @@ def decode_photo(data: bytes, content_type: PhotoContentType) -> NDArray[np.uint
                             f"{content_type.value}: {err}") from err
 
 
-def load_photo(store: LocalObjectStore, ref: PhotoRef) -> NDArray[np.uint8]:
+def load_photo(store: ObjectStore, ref: PhotoRef) -> NDArray[np.uint8]:
     """read_photo, then decode_photo."""
     return decode_photo(read_photo(store, ref), ref.content_type)

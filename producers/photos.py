@@ -1,16 +1,13 @@
-"""Synthetic meal photos (a plate with a few coloured foods on a table) and the local object store.
+"""Synthetic meal photos (a plate with a few coloured foods on a table) and the reference a meal event carries.
 
 The bytes never travel through Kafka: a meal event carries a PhotoRef (key, sha256, type, size) and the image
-lies in the object store, here a directory (Settings.object_store_dir).
+lies in the object store (vitalstream.object_store).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -61,36 +58,3 @@ def photo_ref(object_key: str, data: bytes, content_type: PhotoContentType = Pho
     """The reference a meal event carries for `data` stored under `object_key`."""
     return PhotoRef(object_key=object_key, sha256=hashlib.sha256(data).hexdigest(), content_type=content_type,
                     size_bytes=len(data))
-
-
-class LocalObjectStore:
-    """Objects as files under `root`, keyed by relative path ("meal-photos/<user>/<event>.jpg")."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def path(self, object_key: str) -> Path:
-        parts = object_key.split("/")
-        if object_key.startswith("/") or any(part in ("", ".", "..") for part in parts):
-            raise ValueError(f"object_key: must be a relative path without '.', '..' or empty parts, "
-                             f"got {object_key!r}")
-        return self.root.joinpath(*parts)
-
-    def put(self, object_key: str, data: bytes) -> Path:
-        """Store `data` atomically (a reader never sees half a file); rewriting the same bytes is a no-op."""
-        target = self.path(object_key)
-        if target.exists() and target.stat().st_size == len(data) and target.read_bytes() == data:
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".partial-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return target
-
-    def get(self, object_key: str) -> bytes:
-        return self.path(object_key).read_bytes()

@@ -10,6 +10,7 @@ import pytest
 import typer
 from typer.main import get_command
 
+from api.app import create_app
 from vitalstream.cli import app
 from vitalstream.config import env_names
 
@@ -30,7 +31,7 @@ COMMANDS = _commands(get_command(app))
 
 
 def test_readme_configuration_table_lists_every_setting() -> None:
-    table = set(re.findall(r"^\| `([A-Z_]+)` \|", README, flags=re.MULTILINE))
+    table = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", README, flags=re.MULTILINE))
     assert set(env_names().values()) <= table, set(env_names().values()) - table
 
 
@@ -54,3 +55,47 @@ def test_cli_groups_are_listed_in_the_readme() -> None:
 
 def test_typer_app_is_the_console_entry_point() -> None:
     assert isinstance(app, typer.Typer)
+
+
+#: A row of the README's route table: | `METHOD` | `path` | who may call it | what it does |
+_ROUTE_ROW = re.compile(r"^\| `([A-Z]+)` \| `([^`]+)` \| ([^|]+?) \| ([^|]+?) \|$", flags=re.MULTILINE)
+
+
+def _readme_routes() -> dict[tuple[str, str], str]:
+    start = README.index("\n### Routes\n")
+    end = README.find("\n## ", start)
+    rows = _ROUTE_ROW.findall(README[start:end if end != -1 else None])
+    assert len(rows) == len({(method, path) for method, path, _, _ in rows}), "a route is listed twice"
+    return {(method, path): who for method, path, who, _ in rows}
+
+
+def _who(path: str, operation: dict[str, Any]) -> str:
+    """Who may call an operation, from the credentials its OpenAPI document names."""
+    schemes = {name for requirement in operation.get("security", []) for name in requirement}
+    if not schemes:
+        return "anyone"
+    if path.startswith("/v1/users/{user_id}/"):
+        return "patient, granted clinician, admin"  # api.access decides; the credential is a bearer token
+    if path.startswith("/api/v1/"):
+        return "Nightscout uploader"
+    if "APIKeyHeader" in schemes:
+        return "user or device"
+    return "user"
+
+
+def _app_routes() -> dict[tuple[str, str], str]:
+    document = create_app().openapi()
+    return {(method.upper(), path): _who(path, operation)
+            for path, operations in document["paths"].items() for method, operation in operations.items()}
+
+
+def test_readme_lists_every_api_route_and_no_other() -> None:
+    listed, served = set(_readme_routes()), set(_app_routes())
+    assert not served - listed, f"missing from the README's route table: {sorted(served - listed)}"
+    assert not listed - served, f"in the README's route table but not served: {sorted(listed - served)}"
+
+
+def test_readme_says_who_may_call_each_route() -> None:
+    listed = _readme_routes()
+    wrong = {route: (listed[route], who) for route, who in _app_routes().items() if listed.get(route, who) != who}
+    assert not wrong, f"README says (listed, expected): {wrong}"

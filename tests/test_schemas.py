@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from schemas.codec import ContractError, decode, encode
 from schemas.events import (
@@ -19,6 +20,7 @@ from schemas.events import (
     MealLogged,
 )
 from schemas.export import export_json_schemas
+from schemas.meal_analysis import MealAnalyzed
 from schemas.topics import MEALS, READINGS, TOPICS, USER_PARTITIONS, Topic
 from schemas.units import (
     MG_DL_PER_MMOL_L,
@@ -215,8 +217,29 @@ def test_json_schemas_are_written_and_describe_the_rules(tmp_path: Path) -> None
     paths = export_json_schemas(tmp_path)
     names = {p.name for p in paths}
     assert names == {f"{m}.v1.schema.json" for m in
-                     ("GlucoseReading", "BloodPressureReading", "HbA1cResult", "ExerciseSession", "MealLogged")}
+                     ("GlucoseReading", "BloodPressureReading", "HbA1cResult", "ExerciseSession", "MealLogged",
+                      "MealAnalyzed")}
     bp = json.loads((tmp_path / "BloodPressureReading.v1.schema.json").read_text())
     assert bp["additionalProperties"] is False
     assert bp["properties"]["systolic_mmhg"]["maximum"] == 300
     assert "occurred_at" in bp["required"]
+
+
+def test_the_meal_analysis_schema_accepts_what_the_consumer_publishes(tmp_path: Path) -> None:
+    export_json_schemas(tmp_path)
+    schema = json.loads((tmp_path / "MealAnalyzed.v1.schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema)
+    analysis = MealAnalyzed(
+        user_id="u", device_id="phone", source="app", occurred_at=datetime(2026, 3, 1, 12, tzinfo=UTC),
+        meal_event_id="0b9f6f5e-3c1a-4d2b-9e8f-7a6b5c4d3e2f", photo_sha256="ab" * 32, is_food=True, food_score=0.9,
+        gate_food_prob=0.9, imagenet_food_score=0.7, scene="food", top_foods=[{"label": "pizza", "confidence": 0.8}],
+        estimate_label="pizza", portion_g=107.0, energy_kcal=285.0, carbs_g=35.7, protein_g=12.2, fat_g=10.4,
+        models=[{"name": "meal_analyzer", "version": "1"}], inference_ms=80.0, latency_ms=130.0)
+    published = json.loads(encode(analysis))
+    assert list(validator.iter_errors(published)) == []
+
+    assert schema["additionalProperties"] is False
+    assert {"meal_event_id", "photo_sha256", "is_food", "models"} <= set(schema["required"])
+    bad = {**published, "food_score": 1.5, "photo_sha256": "not-a-digest", "models": []}
+    assert {error.path[0] for error in validator.iter_errors(bad)} == {"food_score", "photo_sha256", "models"}

@@ -25,7 +25,6 @@ from typer.testing import CliRunner
 
 from producers.client import EventProducer
 from producers.config import ProducerConfig
-from producers.photos import LocalObjectStore
 from producers.simulator import SimulatedEvent, default_start, simulate
 from producers.simulator.physiology import hba1c_pct_for_mean_glucose, meal_shape
 from producers.simulator.profiles import Control
@@ -38,6 +37,7 @@ from schemas.units import HbA1cUnit, glucose_to_mg_dl, hba1c_to_pct
 from stack.testing import TopicFactory
 from vitalstream.cli import app
 from vitalstream.config import get_settings
+from vitalstream.object_store import LocalObjectStore
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 POPULATION_SEED, POPULATION_USERS, POPULATION_DAYS = 11, 40, 4

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schemas.events import MAX_PHOTO_BYTES
+
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,6 +41,10 @@ class Settings(BaseSettings):
     stack_dir: Path = Field(default_factory=_default_stack_dir)
     #: Where meal photos (and other blobs) are kept; a local directory standing in for an object store.
     object_store_dir: Path = Field(default_factory=lambda data: data["stack_dir"] / "objects")
+    #: "" keeps objects in object_store_dir; "s3://bucket/prefix" in an S3-compatible bucket (vitalstream.object_store).
+    object_store_url: str = Field(default="", pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?)?$")
+    #: The S3 API's address for MinIO, Ceph and the like; None: AWS (or AWS_ENDPOINT_URL_S3, read by boto3 itself).
+    s3_endpoint_url: str | None = Field(default=None, pattern=r"^https?://")
     kafka_port: int = 39092
     zookeeper_port: int = 32181
     postgres_port: int = 35432
@@ -105,6 +111,11 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = Field(default=24 * 60 * 60, gt=0)
     #: How long ingest waits for Kafka to acknowledge a batch before answering 503.
     publish_timeout_s: float = Field(default=10.0, gt=0)
+    #: Meal photos (POST /v1/meals/photo) larger than this are refused with 413; at most the contract's limit.
+    max_photo_bytes: int = Field(default=MAX_PHOTO_BYTES, gt=0, le=MAX_PHOTO_BYTES)
+    #: Meal photos with more pixels (width × height, read from the header before decoding) are refused with 413:
+    #: more than any phone camera takes, so a small file that would inflate to gigabytes never does.
+    max_photo_pixels: int = Field(default=40_000_000, gt=0)
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from fastapi import Query
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection
 
 from api.access import SharedRoutes, SubjectDep
 from api.categories import GlucoseRange, glucose_categories
@@ -20,6 +21,7 @@ from api.errors import ErrorResponse, invalid, not_found
 from api.zones import ZoneDep, local_today
 from schemas.derived import RiskTier, TierReason
 from storage import queries
+from storage.profiles import get_profile
 from streams.metrics import (
     BpDisplayLevel,
     BpGuideline,
@@ -86,15 +88,22 @@ class Summary(BaseModel):
 
 
 GuidelineQuery = Annotated[BpGuideline | None, Query(
-    description="Classify blood pressure by this guideline. Default: the deployment's (VITALSTREAM_BP_GUIDELINE).")]
+    description="Classify blood pressure by this guideline. Default: the user's profile's (GET /v1/me/profile), "
+                "else the deployment's (VITALSTREAM_BP_GUIDELINE).")]
+
+
+def _stored_guideline(connection: Connection, user_id: str) -> BpGuideline | None:
+    profile = get_profile(connection, user_id)
+    # Two enums of the same values: the contract's (schemas.derived) and the classifier's (streams.metrics).
+    return BpGuideline(profile.bp_guideline.value) if profile is not None and profile.bp_guideline else None
 
 
 @routes.get("/summary", summary="Current risk tier with its reasons; latest glucose, blood pressure and HbA1c, "
                                 "each with its category")
 def summary(subject: SubjectDep, engine: EngineDep, settings: SettingsDep,
             bp_guideline: GuidelineQuery = None) -> Summary:
-    guideline = bp_guideline or BpGuideline(settings.bp_guideline)
     with engine.connect() as connection:
+        guideline = bp_guideline or _stored_guideline(connection, subject.user_id) or BpGuideline(settings.bp_guideline)
         tier = queries.latest_risk_tier(connection, subject.user_id)
         glucose = queries.latest_glucose(connection, subject.user_id)
         bp = queries.latest_blood_pressure(connection, subject.user_id)

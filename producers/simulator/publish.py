@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from producers.client import EventProducer
-from producers.photos import LocalObjectStore
 from producers.simulator.user import SimulatedEvent
 from schemas.events import MealLogged
 from schemas.topics import Topic
+from vitalstream.object_store import ObjectStore
 
 #: While waiting for simulated time, serve delivery reports at least this often (seconds).
 _MAX_WAIT_SLICE_S = 0.5
@@ -46,7 +46,7 @@ class PublishCounts:
         return sum(self.by_type.values())
 
 
-def publish(events: Iterable[SimulatedEvent], producer: EventProducer, store: LocalObjectStore, *,
+def publish(events: Iterable[SimulatedEvent], producer: EventProducer, store: ObjectStore, *,
             clock: SimulatedClock | None = None, routes: Mapping[str, Topic] | None = None,
             on_sent: Callable[[SimulatedEvent], None] | None = None) -> PublishCounts:
     """Send each event when the clock reaches its received_at (at once without a clock); flush at the end.

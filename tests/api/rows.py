@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import Engine, Table
 
+from schemas.derived import BpGuideline, UserProfile
+from storage.profiles import upsert_profiles
 from storage.tables import (
     blood_pressure_readings,
     daily_totals,
@@ -103,3 +105,13 @@ class Writer:
     def metric(self, metric: str, value: float, sufficient: bool = True) -> None:
         insert(self.engine, user_metrics_current, [{"user_id": self.user_id, "metric": metric, "value": value,
                                                     "sufficient": sufficient, "as_of": datetime.now(UTC)}])
+
+    def profile(self, time_zone: str, bp_guideline: str | None = None,
+                updated_at: datetime | None = None) -> UserProfile:
+        """The profile as the worker stores it once applied (through the worker's own upsert)."""
+        profile = UserProfile(user_id=self.user_id, time_zone=time_zone,
+                              bp_guideline=BpGuideline(bp_guideline) if bp_guideline is not None else None,
+                              updated_at=updated_at or datetime.now(UTC))
+        with self.engine.begin() as connection:
+            upsert_profiles(connection, [profile])
+        return profile

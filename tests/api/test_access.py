@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from storage.accounts import Role, set_role
 from tests.api.conftest import Account, AccountFactory, sign_up
+from tests.api.images import encode
 from tests.api.rows import Writer
 
 PATIENTS = "/v1/users/{user_id}"
@@ -61,6 +62,7 @@ def patient(client: TestClient, account_factory: AccountFactory, engine: Engine)
     writer.daily_totals(now.date(), "UTC")
     writer.risk_tier(now, "low", [])
     writer.metric("time_in_range_14d_pct", 81.0)
+    writer.profile("Europe/Berlin", "esc_esh_2018")
     yield patient
 
 
@@ -83,7 +85,7 @@ def test_every_patient_route_mirrors_a_me_route(client: TestClient) -> None:
     paths = _paths(client)
     suffixes = [path.removeprefix(PATIENTS) for path in paths if path.startswith(PATIENTS + "/")]
     assert set(suffixes) == {"/summary", "/metrics/glucose", "/daily", "/weekly", "/agp", "/agp.png",
-                             "/rankings/{metric}", "/events", *(f"/readings/{kind}" for kind in
+                             "/rankings/{metric}", "/events", "/profile", *(f"/readings/{kind}" for kind in
                                                                 ("glucose", "bp", "hba1c", "exercise", "meals"))}
     assert all(f"/v1/me{suffix}" in paths for suffix in suffixes)
 
@@ -167,9 +169,48 @@ def test_unknown_and_other_users_get_the_same_answer(client: TestClient, patient
     assert list(real.headers) == list(fake.headers)
 
 
+def test_a_patient_route_reads_only(client: TestClient, patient: Account, admin: Account) -> None:
+    # Only the patient changes their own data (the profile: PUT /v1/me/profile); even an admin only reads.
+    for method in ("PUT", "POST", "PATCH", "DELETE"):
+        for suffix in shared_suffixes(client):
+            response = client.request(method, f"/v1/users/{patient.user_id}{suffix}", headers=admin.auth,
+                                      json={"time_zone": "UTC", "bp_guideline": None})
+            assert response.status_code == 405, (method, suffix)
+
+
 def test_a_malformed_user_id_never_reaches_the_database(client: TestClient, admin: Account) -> None:
     # PostgreSQL text cannot hold NUL: sent to the database, this id would be a 500.
     response = client.get("/v1/users/ab%00cd/summary", headers=admin.auth)
     assert response.status_code == 422
     assert response.json()["error"]["fields"][0]["field"] == "path.user_id"
     assert client.get(f"/v1/users/{'x' * 129}/summary", headers=admin.auth).status_code == 422
+
+
+def _ingest_requests(owner: str) -> dict[str, dict[str, Any]]:
+    """One request per ingest route, each naming `owner` as the user (httpx keyword arguments)."""
+    at = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    return {
+        "/v1/readings/glucose": {"json": {"occurred_at": at, "unit": "mg/dL", "value": 110, "kind": "cgm",
+                                          "user_id": owner}},
+        "/v1/readings/bp": {"json": {"occurred_at": at, "systolic_mmhg": 120, "diastolic_mmhg": 80,
+                                     "user_id": owner}},
+        "/v1/readings/hba1c": {"json": {"occurred_at": at, "unit": "%", "value": 6.1, "user_id": owner}},
+        "/v1/exercise": {"json": {"occurred_at": at, "activity": "walking", "duration_min": 20, "user_id": owner}},
+        "/v1/meals": {"json": {"occurred_at": at, "meal_slot": "lunch", "carbs_g": 40, "user_id": owner}},
+        "/v1/meals/photo": {"data": {"occurred_at": at, "meal_slot": "lunch", "user_id": owner},
+                            "files": {"image": ("meal.jpg", encode("JPEG"), "image/jpeg")}},
+    }
+
+
+def test_no_one_sends_data_for_another_user(client: TestClient, account_factory: AccountFactory) -> None:
+    owner, other = account_factory(), account_factory()
+    paths = {path for path, operations in client.app.openapi()["paths"].items()  # type: ignore[attr-defined]
+             if "post" in operations and "ingest" in operations["post"].get("tags", [])}
+    requests = _ingest_requests(owner.user_id)
+    assert paths == set(requests), "every ingest route is in this matrix"
+    for path, request in requests.items():
+        assert client.post(path, **request).status_code == 401, path
+        forged = client.post(path, headers=other.auth, **request)
+        assert forged.status_code == 403, (path, forged.text)
+        assert forged.json()["error"]["fields"][0]["field"].endswith("user_id"), path
+        assert client.post(path, headers=owner.auth, **request).status_code == 202, path

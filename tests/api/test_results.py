@@ -127,6 +127,46 @@ def test_daily_reads_local_days(client: TestClient, account: Account, writer: Wr
     assert {d["day"]: d["glucose_readings"] for d in utc["days"]} == {"2026-03-03": 2, "2026-03-04": 2}
 
 
+def test_summary_classifies_bp_by_the_stored_guideline(client: TestClient, account: Account,
+                                                       writer: Writer) -> None:
+    writer.blood_pressure([(datetime.now(UTC), 135, 85)])
+    default = client.get("/v1/me/summary", headers=account.auth).json()["blood_pressure"]
+    assert (default["guideline"], default["category"]) == ("acc_aha_2017", "stage_1_hypertension")
+
+    writer.profile("Europe/Berlin", "esc_esh_2018")
+    stored = client.get("/v1/me/summary", headers=account.auth).json()["blood_pressure"]
+    assert (stored["guideline"], stored["category"]) == ("esc_esh_2018", "high_normal")
+
+    # The query parameter still overrides the profile, for this request only.
+    asked = client.get("/v1/me/summary", params={"bp_guideline": "acc_aha_2017"}, headers=account.auth).json()
+    assert asked["blood_pressure"]["guideline"] == "acc_aha_2017"
+    assert client.get("/v1/me/summary", headers=account.auth).json()["blood_pressure"]["guideline"] == "esc_esh_2018"
+
+    writer.profile("Europe/Berlin", None)  # back to the deployment's guideline
+    assert client.get("/v1/me/summary", headers=account.auth).json()["blood_pressure"]["guideline"] == "acc_aha_2017"
+
+
+def test_days_are_read_in_the_profile_zone_before_the_recorded_one(client: TestClient, account: Account,
+                                                                  writer: Writer) -> None:
+    # The worker counted earlier days in UTC; the profile now says New York (UTC-5 in early March).
+    writer.daily_totals(date(2026, 3, 2), "UTC")
+    writer.glucose([(datetime(2026, 3, 4, 3, tzinfo=UTC), 100.0)])  # the 3rd in New York, the 4th in UTC
+    window = {"from": "2026-03-03", "to": "2026-03-04"}
+    recorded = client.get("/v1/me/daily", params=window, headers=account.auth).json()
+    assert recorded["time_zone"] == "UTC"
+    assert [d["day"] for d in recorded["days"]] == ["2026-03-04"]
+
+    writer.profile("America/New_York", None)
+    local = client.get("/v1/me/daily", params=window, headers=account.auth).json()
+    assert local["time_zone"] == "America/New_York"
+    assert [d["day"] for d in local["days"]] == ["2026-03-03"]
+    agp = client.get("/v1/me/agp", headers=account.auth).json()
+    assert agp["time_zone"] == "America/New_York"
+
+    asked = client.get("/v1/me/daily", params={**window, "time_zone": "UTC"}, headers=account.auth).json()
+    assert [d["day"] for d in asked["days"]] == ["2026-03-04"]
+
+
 def test_daily_checks_its_range_and_zone(client: TestClient, account: Account) -> None:
     backwards = client.get("/v1/me/daily", params={"from": "2026-03-05", "to": "2026-03-01"}, headers=account.auth)
     assert backwards.status_code == 422

@@ -29,10 +29,11 @@ from inference_consumer.consumer import ConsumerTopics, InferenceConsumer
 from inference_consumer.metrics import InferenceMetrics
 from producers.client import EventProducer
 from producers.config import ProducerConfig
-from producers.photos import LocalObjectStore, photo_ref
+from producers.photos import photo_ref
 from schemas.events import MealLogged, PhotoContentType, PhotoRef
 from vitalstream.config import Settings, env_names
 from vitalstream.kafka_admin import create_topics
+from vitalstream.object_store import LocalObjectStore
 
 # Runs the `vitalstream` command line, adding `worker inference` where the root app does not register it (yet).
 LAUNCH = """

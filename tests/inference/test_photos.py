@@ -14,8 +14,9 @@ from PIL import Image
 from inference_consumer.dead_letters import DeadLetterReason
 from inference_consumer.models.preprocess import crop_for_model, photo_to_model_input
 from inference_consumer.photos import PhotoRejectedError, decode_photo, load_photo
-from producers.photos import LocalObjectStore, photo_ref, render_meal_photo
+from producers.photos import photo_ref, render_meal_photo
 from schemas.events import PhotoContentType, PhotoRef
+from vitalstream.object_store import LocalObjectStore
 
 EXIF_ORIENTATION = 0x0112
 ROTATED_90_CW = 6  # EXIF: the stored frame must be turned 90° clockwise to be upright

@@ -16,7 +16,6 @@ from rich.table import Table
 from producers.client import EventProducer
 from producers.config import ProducerConfig
 from producers.errors import ProducerError
-from producers.photos import LocalObjectStore
 from producers.simulator import default_start
 from producers.simulator import simulate as generate
 from producers.simulator.publish import PublishCounts, SimulatedClock, publish
@@ -24,6 +23,7 @@ from schemas.events import MAX_CLOCK_SKEW
 from schemas.topics import MEALS, READINGS
 from vitalstream.config import get_settings
 from vitalstream.kafka_admin import TopicMismatchError, admin_client, create_topics
+from vitalstream.object_store import object_store
 
 
 def simulate(
@@ -62,7 +62,7 @@ def simulate(
     console = Console(stderr=True)
     with console.status("planning the simulation…"):
         total = sum(1 for _ in generate(seed, users, begin, days))
-    store = LocalObjectStore(settings.object_store_dir)
+    store = object_store(settings)
     clock = None if speed is None else SimulatedClock(begin, speed)
     started = time.monotonic()
     progress = Progress(TextColumn("[bold]simulate"), BarColumn(), MofNCompleteColumn(), TextColumn("events"),
@@ -74,7 +74,7 @@ def simulate(
                              on_sent=lambda _: progress.advance(task))
     except ProducerError as exc:
         raise click.ClickException(f"kafka at {settings.kafka}: {exc}") from exc
-    _print_summary(counts, time.monotonic() - started, begin, end, settings.object_store_dir)
+    _print_summary(counts, time.monotonic() - started, begin, end, store.describe())
 
 
 def _parse_start(text: str) -> datetime:

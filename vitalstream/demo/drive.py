@@ -21,15 +21,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from producers.client import EventProducer
-from producers.photos import LocalObjectStore
 from producers.simulator import SimulatedEvent, simulate
 from producers.simulator.publish import SimulatedClock
 from producers.simulator.user import UserSimulator
-from schemas.events import MealLogged
 from vitalstream.demo import scenario
 from vitalstream.demo.api_client import ApiClient
 from vitalstream.demo.fleet import DemoUser, Path, sign_in
 from vitalstream.demo.uploads import NIGHTSCOUT_ENTRIES, NIGHTSCOUT_TREATMENTS, Channel, Upload, upload_for
+from vitalstream.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +97,21 @@ class _Batch:
     first_at: float = field(default_factory=time.monotonic)
     #: Sent with ingest requests, so a retried request is recognised and published once.
     key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: A photo upload: one meal (documents[0] holds its form fields) and this image.
+    photo: bytes | None = None
+
+    def request(self) -> dict[str, Any]:
+        """The request's body arguments: a JSON batch, or a multipart form with the photo."""
+        if self.photo is None:
+            return {"json": self.documents}
+        return {"data": self.documents[0], "files": {"image": ("meal.jpg", self.photo, "image/jpeg")}}
 
 
 class Sender:
-    """Batches uploads and sends them: HTTP batches from a small pool of threads, Kafka events inline."""
+    """Batches uploads and sends them: HTTP batches (and photos, one per request) from a small pool of threads,
+    Kafka events inline. `store` is for the scripted moments that bypass the API."""
 
-    def __init__(self, api: ApiClient, producer: EventProducer, store: LocalObjectStore, tally: Tally) -> None:
+    def __init__(self, api: ApiClient, producer: EventProducer, store: ObjectStore, tally: Tally) -> None:
         self.api, self.producer, self.store, self.tally = api, producer, store, tally
         self._batches: dict[tuple[int, Channel], _Batch] = {}
         self._pool = ThreadPoolExecutor(HTTP_THREADS, thread_name_prefix="demo-post")
@@ -113,14 +121,12 @@ class Sender:
 
     def add(self, upload: Upload) -> None:
         if upload.event is not None and upload.topic is not None:
-            # The photo first: a consumer must never see a reference to an object not stored yet.
-            if upload.photo is not None and isinstance(upload.event, MealLogged) and upload.event.photo is not None:
-                self.store.put(upload.event.photo.object_key, upload.photo)
-                with self.tally.lock:
-                    self.tally.photos += 1
             self.producer.send(upload.topic, upload.event)
             return
         assert upload.document is not None
+        if upload.photo is not None:  # the API stores the photo, then publishes the meal
+            self._post(_Batch(upload.channel, upload.user, [upload.document], photo=upload.photo))
+            return
         key = (upload.user.index, upload.channel)
         batch = self._batches.get(key)
         if batch is None:
@@ -168,10 +174,10 @@ class Sender:
         route = batch.channel.route
         assert route is not None
         try:
-            response = self.api.send("POST", route, json=batch.documents, headers=self._headers(batch))
+            response = self.api.send("POST", route, headers=self._headers(batch), **batch.request())
             if response.status_code == 401 and batch.channel.credential == "app":
                 batch.user.access_token = sign_in(self.api, batch.user.email)  # the access token expired
-                response = self.api.send("POST", route, json=batch.documents, headers=self._headers(batch))
+                response = self.api.send("POST", route, headers=self._headers(batch), **batch.request())
         except Exception as error:  # a failed batch is counted and logged; the demo goes on
             log.warning("upload failed", extra={"route": route, "items": len(batch.documents), "error": str(error)})
             self.tally.count(batch.channel.via, len(batch.documents), ok=False)
@@ -181,6 +187,9 @@ class Sender:
             log.warning("upload refused", extra={"route": route, "status": response.status_code,
                                                  "items": len(batch.documents), "body": response.text[:500]})
         self.tally.count(batch.channel.via, len(batch.documents), ok=ok)
+        if ok and batch.photo is not None:
+            with self.tally.lock:
+                self.tally.photos += 1
 
     def _headers(self, batch: _Batch) -> dict[str, str]:
         user, credential = batch.user, batch.channel.credential

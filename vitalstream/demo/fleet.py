@@ -5,7 +5,8 @@ Person i takes one of three paths into the pipeline (round robin, so every path 
 - `nightscout`: an xDrip+-style uploader sends CGM and meter values to /api/v1/entries and carbs to
   /api/v1/treatments with the Nightscout secret; cuff and watch use device keys, the app a bearer token;
 - `kafka`: the simulator's own path, straight to the topics with the project's producer.
-Meals with a photo go to Kafka for everyone (the API has no photo upload yet), the photo into the object store.
+Meals with a photo go through the API's photo upload (POST /v1/meals/photo, bearer token) for everyone, as an app
+sends them; the API stores the photo and publishes the meal.
 
 Each run signs up a new cohort (e-mails demo-<run>-<i>@example.org), so runs never mix their simulated data.
 """

@@ -21,7 +21,6 @@ from rich.live import Live
 
 from producers.client import EventProducer
 from producers.config import ProducerConfig
-from producers.photos import LocalObjectStore
 from vitalstream.config import Settings
 from vitalstream.demo import display, install
 from vitalstream.demo.api_client import ApiClient, DemoError
@@ -30,6 +29,7 @@ from vitalstream.demo.fleet import DEMO_PASSWORD, DemoUser, sign_up_fleet
 from vitalstream.demo.observe import Observer, Snapshot
 from vitalstream.demo.orchestrate import Children, Say, child_environment
 from vitalstream.logs import JsonFormatter
+from vitalstream.object_store import object_store
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def run_demo(settings: Settings, options: Options, console: Console) -> int:
         plan = Plan(seed=options.seed, start=end - timedelta(days=options.days), days=options.days,
                     speed=options.speed)
         producer = EventProducer(ProducerConfig(bootstrap_servers=settings.kafka, client_id="vitalstream-demo"))
-        sender = Sender(clients[0], producer, LocalObjectStore(settings.object_store_dir), tally)
+        sender = Sender(clients[0], producer, object_store(settings), tally)
         driver = Driver(fleet, plan, sender, tally, stop)
         observer = Observer(settings, fleet, clients[1], [settings.streams_app_id, settings.inference_group_id],
                             since=datetime.now(UTC) - timedelta(minutes=1))

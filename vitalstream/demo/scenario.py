@@ -5,8 +5,9 @@
    too old to alert on).
 2. A reading from a client still on an older contract, straight to Kafka: the stream worker cannot read it and
    sends it to the dead-letter topic (reason schema_invalid) instead of stopping.
-3. A meal whose "photo" is a cut-off upload (not an image): the inference consumer sends it to the dead-letter
-   topic (reason not_an_image) and goes on with the next photo.
+3. A meal whose "photo" is a cut-off upload (not an image), stored and sent straight to Kafka (the API would
+   refuse it with 415): the inference consumer sends it to the dead-letter topic (reason not_an_image) and goes
+   on with the next photo.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from producers.client import EventProducer
-from producers.photos import LocalObjectStore, photo_ref
+from producers.photos import photo_ref
 from schemas.events import MealLogged, MealSlot, Source
 from schemas.topics import MEALS, READINGS
 from vitalstream.demo.api_client import ApiClient
 from vitalstream.demo.fleet import DemoUser, Device
+from vitalstream.object_store import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class Moment:
     expect: str
 
 
-def play(fleet: list[DemoUser], api: ApiClient, producer: EventProducer, store: LocalObjectStore,
+def play(fleet: list[DemoUser], api: ApiClient, producer: EventProducer, store: ObjectStore,
          now: datetime | None = None) -> list[Moment]:
     """Send the three moments; returns what was sent and what should follow, for the display."""
     now = now or datetime.now(UTC)
@@ -70,7 +72,7 @@ def old_contract_reading(producer: EventProducer, person: DemoUser, now: datetim
                   "a dead letter from the stream worker (schema_invalid)")
 
 
-def unreadable_photo(producer: EventProducer, store: LocalObjectStore, person: DemoUser, now: datetime) -> Moment:
+def unreadable_photo(producer: EventProducer, store: ObjectStore, person: DemoUser, now: datetime) -> Moment:
     event_id = uuid4()
     key = f"meal-photos/{person.user_id}/{event_id}.jpg"
     store.put(key, NOT_A_PHOTO)

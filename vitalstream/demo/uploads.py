@@ -1,8 +1,10 @@
-"""Simulated events as what each path sends: API ingest items, Nightscout entries and treatments, Kafka events.
+"""Simulated events as what each path sends: API ingest items, photo uploads, Nightscout entries and treatments,
+Kafka events.
 
 Pure functions: no network. The API fills in user, device, source and receipt time itself, so API items carry
-only the reading; Nightscout documents are shaped as xDrip+ uploads them; Kafka events get the person's account
-id as their user (and key), and event ids of their own so that no two runs or people share one.
+only the reading; a meal with a photo is a multipart upload (form fields and the image) for everyone; Nightscout
+documents are shaped as xDrip+ uploads them; Kafka events get the person's account id as their user (and key).
+Photo meals and Kafka events get event ids of their own, so that no two runs or people share one.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
 
 from api.ingest_models import SERVER_FILLED
-from producers.photos import photo_ref
 from producers.simulator import SimulatedEvent
 from schemas.events import (
     BloodPressureReading,
@@ -28,7 +29,8 @@ from schemas.events import (
 from schemas.topics import Topic
 from vitalstream.demo.fleet import DemoUser, Device, Path
 
-#: Namespace of the ids of events the demo sends straight to Kafka: uuid5(namespace, "<user id>|<simulator id>").
+#: Namespace of the ids of events the demo sends straight to Kafka or as photo uploads:
+#: uuid5(namespace, "<user id>|<simulator id>"), so a retried upload is the same event.
 KAFKA_EVENT_IDS = UUID("9d4b8f0e-6a51-4c1b-8f57-2f0f3c6b7a10")
 #: What xDrip+ calls itself in the `device` of its uploads.
 XDRIP_CGM_DEVICE = "xDrip-DexcomG6"
@@ -47,7 +49,7 @@ class Channel:
 
     @property
     def via(self) -> Path:
-        """The way into the pipeline (a person on the API path still sends photo meals to Kafka)."""
+        """The way into the pipeline (photo meals go through the API, whatever the person's path)."""
         if self.route is None:
             return Path.KAFKA
         return Path.NIGHTSCOUT if self.route.startswith("/api/v1/") else Path.API
@@ -55,7 +57,8 @@ class Channel:
 
 @dataclass(frozen=True)
 class Upload:
-    """One item: a JSON document for an HTTP route, or an event (and maybe its photo) for Kafka."""
+    """One item: a JSON document for an HTTP route, form fields and a photo for the photo route, or an event for
+    Kafka."""
 
     channel: Channel
     user: DemoUser
@@ -68,12 +71,17 @@ class Upload:
 _GLUCOSE, _BP, _HBA1C, _EXERCISE, _MEALS = ("/v1/readings/glucose", "/v1/readings/bp", "/v1/readings/hba1c",
                                              "/v1/exercise", "/v1/meals")
 NIGHTSCOUT_ENTRIES, NIGHTSCOUT_TREATMENTS = "/api/v1/entries", "/api/v1/treatments"
+PHOTO_ROUTE = "/v1/meals/photo"
+#: The meal fields a photo upload sends beside the image (the API's form fields).
+_PHOTO_FORM_FIELDS = ("meal_slot", "occurred_at", "energy_kcal", "carbs_g", "protein_g", "fat_g")
 
 
 def upload_for(item: SimulatedEvent, user: DemoUser, zone: ZoneInfo) -> Upload:
     """What `user`'s path sends for one simulated event (`zone`: the person's time zone, for treatments)."""
     event = item.event
-    if user.path is Path.KAFKA or (isinstance(event, MealLogged) and item.photo is not None):
+    if isinstance(event, MealLogged) and item.photo is not None:
+        return photo_upload(item, user)
+    if user.path is Path.KAFKA:
         return kafka_upload(item, user)
     if user.path is Path.NIGHTSCOUT:
         if isinstance(event, GlucoseReading):
@@ -132,15 +140,23 @@ def nightscout_carbs(meal: MealLogged, zone: ZoneInfo) -> dict[str, Any]:
             "enteredBy": "xdrip", "uuid": str(meal.event_id)}
 
 
-def kafka_upload(item: SimulatedEvent, user: DemoUser) -> Upload:
-    """The simulator's event as the person's: their account id as user and key, ids and photo key of their own."""
+def _own_event_id(item: SimulatedEvent, user: DemoUser) -> UUID:
+    return uuid5(KAFKA_EVENT_IDS, f"{user.user_id}|{item.event.event_id}")
+
+
+def photo_upload(item: SimulatedEvent, user: DemoUser) -> Upload:
+    """A meal with its photo as the app uploads it: form fields (an event id of its own) and the image bytes."""
     event = item.event
-    event_id = uuid5(KAFKA_EVENT_IDS, f"{user.user_id}|{event.event_id}")
-    update: dict[str, Any] = {"user_id": user.user_id, "event_id": event_id,
+    assert isinstance(event, MealLogged) and item.photo is not None
+    fields = event.model_dump(mode="json", include=set(_PHOTO_FORM_FIELDS), exclude_none=True)
+    form = {name: str(value) for name, value in fields.items()} | {"event_id": str(_own_event_id(item, user))}
+    return Upload(Channel(user.path, PHOTO_ROUTE, "app"), user, form, photo=item.photo)
+
+
+def kafka_upload(item: SimulatedEvent, user: DemoUser) -> Upload:
+    """The simulator's event as the person's: their account id as user and key, an event id of its own."""
+    event = item.event
+    update: dict[str, Any] = {"user_id": user.user_id, "event_id": _own_event_id(item, user),
                               # The simulator names devices "<its user id>-cgm" and so on: keep the kind only.
                               "device_id": f"demo-{event.device_id.rsplit('-', 1)[-1]}"}
-    if isinstance(event, MealLogged) and event.photo is not None and item.photo is not None:
-        update["photo"] = photo_ref(f"meal-photos/{user.user_id}/{event_id}.jpg", item.photo,
-                                    event.photo.content_type)
-    return Upload(Channel(user.path, None, None), user, event=event.model_copy(update=update), topic=item.topic,
-                  photo=item.photo)
+    return Upload(Channel(user.path, None, None), user, event=event.model_copy(update=update), topic=item.topic)
