@@ -13,9 +13,10 @@ from typing import Literal
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.events import SCHEMA_VERSION, IdStr
+from schemas.timestamps import Timestamp
 
 #: Namespace of derived event ids: uuid5(namespace, "<kind>|<what triggered it>").
 DERIVED_NAMESPACE = UUID("8f3c2d71-4b6a-4e0f-9d2c-5a1b7e6f3c90")
@@ -44,7 +45,7 @@ class UserProfile(BaseModel):
     bp_guideline: BpGuideline | None = Field(
         default=None, description="None: the deployment's default (VITALSTREAM_BP_GUIDELINE)."
     )
-    updated_at: AwareDatetime
+    updated_at: Timestamp
     schema_version: Literal[1] = SCHEMA_VERSION
 
     @field_validator("time_zone")
@@ -92,8 +93,8 @@ class DerivedEvent(BaseModel):
     event_id: UUID = Field(description="Deterministic: a replay publishes the same id.")
     user_id: IdStr
     trigger_event_id: UUID = Field(description="The reading (or other event) that triggered this.")
-    occurred_at: AwareDatetime = Field(description="Event time of the trigger.")
-    produced_at: AwareDatetime = Field(description="When the worker produced it (differs between replays).")
+    occurred_at: Timestamp = Field(description="Event time of the trigger.")
+    produced_at: Timestamp = Field(description="When the worker produced it (differs between replays).")
     schema_version: Literal[1] = SCHEMA_VERSION
 
 

@@ -12,8 +12,9 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator
 
+from schemas.timestamps import Timestamp
 from schemas.units import GlucoseUnit, HbA1cUnit, glucose_to_mg_dl, hba1c_to_pct
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -62,8 +63,8 @@ class Event(BaseModel):
     device_id: IdStr = Field(description="Which device, app or uploader produced it.")
     source: Source
     # received_at comes first so that occurred_at's check can see it.
-    received_at: AwareDatetime = Field(default_factory=_now, description="When VitalStream accepted it.")
-    occurred_at: AwareDatetime = Field(description="When it happened (time-zone aware).")
+    received_at: Timestamp = Field(default_factory=_now, description="When VitalStream accepted it.")
+    occurred_at: Timestamp = Field(description="When it happened (time-zone aware).")
     schema_version: Literal[1] = SCHEMA_VERSION
 
     @field_validator("occurred_at")

@@ -78,6 +78,13 @@ def test_good_readings_are_accepted_and_round_trip(name: str) -> None:
     assert decode(READINGS, encode(event)) == event
 
 
+@pytest.mark.parametrize("occurred_at", ["2024-03-01T20:00:00+14:00", "2024-02-29T18:00:00-12:00",
+                                         "2024-03-01T12:30:00+05:45"])
+def test_every_civil_utc_offset_is_accepted(occurred_at: str) -> None:
+    event = decode(READINGS, json.dumps(with_(occurred_at=occurred_at)(GOOD["glucose"])).encode())
+    assert event.occurred_at == datetime.fromisoformat(occurred_at)
+
+
 def test_good_meal_is_accepted_and_round_trips() -> None:
     meal = decode(MEALS, as_bytes(GOOD_MEAL))
     assert isinstance(meal, MealLogged)
@@ -139,6 +146,11 @@ BAD_READINGS: list[tuple[str, str, Mutation, str, str]] = [
     ("negative steps", "exercise", with_(steps=-5), "steps", "greater than or equal to 0"),
     ("naive occurred_at", "glucose", with_(occurred_at="2024-03-01T08:00:00"), "occurred_at", "timezone"),
     ("naive received_at", "blood_pressure", with_(received_at="2024-03-01 07:00:05"), "received_at", "timezone"),
+    ("offset no zone uses", "glucose", with_(occurred_at="2024-03-01T08:00:00+20:00"), "occurred_at",
+     "-12:00 and +14:00"),
+    ("received_at offset", "glucose", with_(received_at="2024-03-01T07:00:05-15:00"), "received_at",
+     "-12:00 and +14:00"),
+    ("before 1900", "hba1c", with_(occurred_at="1899-12-31T23:00:00Z"), "occurred_at", "1900-01-01"),
     ("from the future", "glucose", with_(occurred_at="2024-03-02T08:00:00Z"), "occurred_at", "later than received_at"),
     ("unknown field", "glucose", with_(glucose_mmol=7.0), "glucose_mmol", "Extra inputs are not permitted"),
     ("number as string", "glucose", with_(value="142"), "value", "valid number"),
