@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     streams_instance_id: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     #: Put before every topic name the worker reads or writes (side-by-side deployments, tests).
     streams_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
-    #: A batch is written to the database when it holds this many messages, or when the wait below ends.
+    #: A batch is written when it holds this many messages, when no message came for 5 ms (light load), or at the
+    #: latest when its first message has waited the time below.
     streams_batch_size: int = Field(default=5000, gt=0)
     streams_batch_wait_ms: int = Field(default=200, gt=0)
 

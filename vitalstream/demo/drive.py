@@ -89,6 +89,11 @@ class Plan:
         return self.start + timedelta(days=self.days)
 
 
+def simulated_time_zones(plan: Plan, users: int) -> list[str]:
+    """The time zone the simulator gives each of the first `users` people (their profiles say it to the API)."""
+    return [UserSimulator(plan.seed, index, plan.start, plan.end).profile.time_zone for index in range(users)]
+
+
 @dataclass
 class _Batch:
     channel: Channel

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -92,12 +92,15 @@ def sign_in(api: ApiClient, email: str) -> str:
     return token
 
 
-def sign_up(api: ApiClient, run_id: str, index: int) -> DemoUser:
-    """Register person `index`, sign in, and create what their path needs (device keys, Nightscout secret)."""
+def sign_up(api: ApiClient, run_id: str, index: int, time_zone: str) -> DemoUser:
+    """Register person `index`, sign in, set their time zone, and create what their path needs (device keys,
+    Nightscout secret)."""
     email = email_of(run_id, index)
     registered = api.call("POST", "/v1/auth/register", json={"email": email, "password": DEMO_PASSWORD})
     user = DemoUser(index=index, email=email, user_id=registered["id"], path=path_of(index),
                     access_token=sign_in(api, email))
+    # Before any reading: the stream worker counts days in this zone once it has applied the profile.
+    api.call("PUT", "/v1/me/profile", headers=user.bearer(), json={"time_zone": time_zone, "bp_guideline": None})
     for device in DEVICES_BY_PATH[user.path]:
         created = api.call("POST", "/v1/devices", headers=user.bearer(),
                            json={"name": f"demo {device.value}", "kind": DEVICE_KINDS[device]})
@@ -108,17 +111,17 @@ def sign_up(api: ApiClient, run_id: str, index: int) -> DemoUser:
     return user
 
 
-def sign_up_fleet(api: ApiClient, run_id: str, users: int,
+def sign_up_fleet(api: ApiClient, run_id: str, time_zones: Sequence[str],
                   on_done: Callable[[DemoUser], None] | None = None) -> list[DemoUser]:
-    """Sign up `users` people, a few at a time; returns them in index order."""
+    """Sign up one person per time zone given, a few at a time; returns them in index order."""
     def one(index: int) -> DemoUser:
-        user = sign_up(api, run_id, index)
+        user = sign_up(api, run_id, index, time_zones[index])
         if on_done is not None:
             on_done(user)
         return user
 
     with ThreadPoolExecutor(SIGN_UP_THREADS, thread_name_prefix="demo-sign-up") as pool:
-        fleet = list(pool.map(one, range(users)))
+        fleet = list(pool.map(one, range(len(time_zones))))
     if not fleet:
         raise DemoError("users: the demo needs at least one person")
     log.info("fleet signed up", extra={"users": len(fleet), "run": run_id})

@@ -24,7 +24,7 @@ from producers.config import ProducerConfig
 from vitalstream.config import Settings
 from vitalstream.demo import display, install
 from vitalstream.demo.api_client import ApiClient, DemoError
-from vitalstream.demo.drive import Driver, Plan, Sender, Tally
+from vitalstream.demo.drive import Driver, Plan, Sender, Tally, simulated_time_zones
 from vitalstream.demo.fleet import DEMO_PASSWORD, DemoUser, sign_up_fleet
 from vitalstream.demo.observe import Observer, Snapshot
 from vitalstream.demo.orchestrate import Children, Say, child_environment
@@ -91,14 +91,14 @@ def run_demo(settings: Settings, options: Options, console: Console) -> int:
         api_url = f"http://127.0.0.1:{settings.api_port}"
         clients = [ApiClient(api_url), ApiClient(api_url)]
         run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-        say(f"signing up {options.users} people through the API (run {run_id})")
-        fleet = sign_up_fleet(clients[0], run_id, options.users)
-        _write_run_file(run_dir / RUN_FILE, run_id, api_url, fleet)
-
-        tally = Tally()
         end = datetime.now(UTC).replace(microsecond=0)
         plan = Plan(seed=options.seed, start=end - timedelta(days=options.days), days=options.days,
                     speed=options.speed)
+        say(f"signing up {options.users} people through the API (run {run_id})")
+        fleet = sign_up_fleet(clients[0], run_id, simulated_time_zones(plan, options.users))
+        _write_run_file(run_dir / RUN_FILE, run_id, api_url, fleet)
+
+        tally = Tally()
         producer = EventProducer(ProducerConfig(bootstrap_servers=settings.kafka, client_id="vitalstream-demo"))
         sender = Sender(clients[0], producer, object_store(settings), tally)
         driver = Driver(fleet, plan, sender, tally, stop)
