@@ -4,6 +4,10 @@ Daily totals are computed here, in SQL, from the raw rows of the user's local da
 deduplicated by event id (their primary key), so a total is right however often an event was delivered,
 however late it came and whichever worker wrote it last. The caller passes each day as UTC bounds
 [start, end) computed in the user's time zone (streams.days).
+
+A meal's nutrients are those the user entered; one the user left empty comes from the newest analysis of
+the meal's photo (table meal_analyses), if there is one. Both are read at computation time, so it does not
+matter whether the meal or its analysis arrived first: whichever comes second recomputes the meal's day.
 """
 
 from __future__ import annotations
@@ -89,12 +93,23 @@ def upsert_risk_tiers(connection: Connection, rows: Sequence[Row]) -> None:
 
 
 def meal_nutrient(column: str) -> str:
-    """SQL for one meal's nutrient value inside the daily-totals query (`m` is the meals row).
+    """SQL for one meal's nutrient inside the daily-totals query (`m` is the meals row, `estimate` its newest
+    analysis): a value the user entered always wins over an estimate."""
+    return f"coalesce(m.{column}, estimate.{column})"
 
-    The seam for photo estimates: when meal analyses are stored, this becomes
-    coalesce(m.<column>, estimate.<column>), so a value the user entered always wins over an estimate.
-    """
-    return f"m.{column}"
+
+#: The newest analysis of meal `m` (none: every column NULL). A re-analysis by newer models (a later received_at)
+#: replaces an older one whatever it says: a newer model that sees no food withdraws the older estimate (non-food
+#: analyses carry no nutrients). The id breaks ties deterministically.
+_MEAL_ESTIMATE = """
+LEFT JOIN LATERAL (
+    SELECT a.energy_kcal, a.carbs_g, a.protein_g, a.fat_g
+    FROM meal_analyses a
+    WHERE a.user_id = m.user_id AND a.meal_event_id = m.event_id
+    ORDER BY a.received_at DESC, a.event_id DESC
+    LIMIT 1
+) estimate ON TRUE
+"""
 
 
 _DAILY_TOTALS = f"""
@@ -112,6 +127,7 @@ CROSS JOIN LATERAL (
     SELECT sum({meal_nutrient("energy_kcal")}) AS energy_kcal, sum({meal_nutrient("carbs_g")}) AS carbs_g,
            sum({meal_nutrient("protein_g")}) AS protein_g, sum({meal_nutrient("fat_g")}) AS fat_g, count(*) AS n
     FROM meals m
+    {_MEAL_ESTIMATE}
     WHERE m.user_id = k.user_id AND m.occurred_at >= k.start_at AND m.occurred_at < k.end_at
 ) meal
 CROSS JOIN LATERAL (

@@ -18,6 +18,7 @@ from typing import Any, cast
 import faust
 from faust.types import ChannelT, EventT, StreamT
 
+from streams.batching import idle_batches
 from streams.messages import InMessage
 from streams.processor import BatchProcessor, BatchReport
 
@@ -62,10 +63,8 @@ Handler = Callable[[Sequence[InMessage]], Awaitable[BatchReport]]
 def _batch_agent(handler: Handler, batch_size: int, batch_wait_s: float, on_fatal: OnFatal
                  ) -> Callable[[StreamT[Any]], AsyncIterator[BatchReport]]:
     async def agent(stream: StreamT[Any]) -> AsyncIterator[BatchReport]:
-        # noack_take is on the concrete Stream only; it yields events (not values) and never acks them.
-        concrete = cast(faust.Stream[Any], stream)
-        async for batch in concrete.noack_take(batch_size, within=batch_wait_s):
-            events = cast(list[EventT[Any]], list(batch))
+        # Batches of events (not values), never acked by the stream; see streams/batching.py for why not noack_take.
+        async for events in idle_batches(cast(faust.Stream[Any], stream), batch_size, batch_wait_s):
             try:
                 report = await handler([in_message(event) for event in events])
             except asyncio.CancelledError:
@@ -83,7 +82,7 @@ def _batch_agent(handler: Handler, batch_size: int, batch_wait_s: float, on_fata
 def define_agents(app: faust.App, *, events: ChannelT[Any], profiles: ChannelT[Any], processor: BatchProcessor,
                   batch_size: int, batch_wait_s: float, on_fatal: OnFatal = exit_process
                   ) -> tuple[faust.types.AgentT[Any], faust.types.AgentT[Any]]:
-    """Register the readings+meals agent and the profiles agent on `app`; returns both."""
+    """Register the events agent (readings, meals, meal analyses) and the profiles agent on `app`; returns both."""
     events_agent = app.agent(events, name="vitalstream.streams.events")(
         _batch_agent(processor.process_events, batch_size, batch_wait_s, on_fatal))
     profiles_agent = app.agent(profiles, name="vitalstream.streams.profiles")(

@@ -12,14 +12,26 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import faust
 from faust.types import AgentT, TableT
 
-from schemas.topics import ALERTS, DEAD_LETTER, MEALS, READINGS, RISK_TIERS, USER_PARTITIONS, USER_PROFILES, Topic
+from schemas.topics import (
+    ALERTS,
+    DEAD_LETTER,
+    MEAL_ANALYSES,
+    MEALS,
+    READINGS,
+    RISK_TIERS,
+    USER_PARTITIONS,
+    USER_PROFILES,
+    Topic,
+)
 from streams import transport
 from streams.agents import OnFatal, define_agents, exit_process
 from streams.messages import OutMessage
@@ -29,7 +41,7 @@ from streams.telemetry import StreamsMetrics
 from vitalstream.config import Settings
 
 #: Topics of the registry the worker reads or writes.
-WORKER_TOPICS: tuple[Topic, ...] = (READINGS, MEALS, USER_PROFILES, DEAD_LETTER, ALERTS, RISK_TIERS)
+WORKER_TOPICS: tuple[Topic, ...] = (READINGS, MEALS, MEAL_ANALYSES, USER_PROFILES, DEAD_LETTER, ALERTS, RISK_TIERS)
 
 
 def prefixed(topic: Topic, prefix: str) -> Topic:
@@ -40,6 +52,7 @@ def topic_names(prefix: str) -> TopicNames:
     return TopicNames(
         readings=prefixed(READINGS, prefix),
         meals=prefixed(MEALS, prefix),
+        meal_analyses=prefixed(MEAL_ANALYSES, prefix),
         profiles=prefixed(USER_PROFILES, prefix),
         dead_letter=prefixed(DEAD_LETTER, prefix).name,
         alerts=prefixed(ALERTS, prefix).name,
@@ -112,6 +125,8 @@ def create_app(settings: Settings, *, sink: BatchSink, metrics: StreamsMetrics, 
         settings.streams_app_id,
         broker=broker_urls(settings.kafka),
         store="memory://",
+        # Faust's default datadir is "<id>-data" in the working directory; tables live in memory, so it stays empty.
+        datadir=Path(tempfile.gettempdir()) / "vitalstream-faust" / settings.streams_app_id,
         topic_partitions=USER_PARTITIONS,
         topic_replication_factor=replication_factor,
         processing_guarantee="at_least_once",
@@ -137,15 +152,17 @@ def create_app(settings: Settings, *, sink: BatchSink, metrics: StreamsMetrics, 
         metrics=metrics,
         default_guideline=BpGuideline(settings.bp_guideline),
     )
-    events = app.topic(topics.readings.name, topics.meals.name, partitions=USER_PARTITIONS,
-                       key_serializer="raw", value_serializer="raw")
+    # One agent for a user's readings, meals and meal analyses: the topics are co-partitioned by user, so the
+    # worker that owns a user's meals also owns their analyses and recomputes the same days.
+    events = app.topic(topics.readings.name, topics.meals.name, topics.meal_analyses.name,
+                       partitions=USER_PARTITIONS, key_serializer="raw", value_serializer="raw")
     profiles = app.topic(topics.profiles.name, partitions=USER_PARTITIONS, key_serializer="raw",
                          value_serializer="raw")
     events_agent, profiles_agent = define_agents(
         app, events=events, profiles=profiles, processor=processor, batch_size=settings.streams_batch_size,
         batch_wait_s=settings.streams_batch_wait_ms / 1000, on_fatal=on_fatal)
 
-    sources = {topics.readings.name, topics.meals.name, topics.profiles.name}
+    sources = {topics.readings.name, topics.meals.name, topics.meal_analyses.name, topics.profiles.name}
 
     # Faust calls receivers as (sender, partitions, signal=...).
     async def on_revoked(*args: Any, **kwargs: Any) -> None:

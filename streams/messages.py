@@ -50,6 +50,7 @@ class DeadLetterReason(StrEnum):
     OUT_OF_RANGE = "out_of_range"  # a value outside its physiological or temporal bounds
     KEY_MISMATCH = "key_mismatch"  # the message key is not the event's user id (it would land on another worker)
     UNKNOWN_TOPIC = "unknown_topic"
+    STORAGE_REJECTED = "storage_rejected"  # valid by the contract, but the database refuses to store it
 
 
 @dataclass(frozen=True, slots=True)

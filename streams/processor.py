@@ -4,13 +4,18 @@ The order is what makes at-least-once delivery safe:
 1. decode each message; poison ones become dead letters;
 2. fold each touched user's events into their state and assess it (in a thread: numpy work stays off the
    event loop);
-3. store raw and derived rows in ONE database transaction (in a thread; transient errors are retried);
+3. store raw rows, meal analyses, derived rows and the users' feed rows (the alerts and tier changes of step 4,
+   the analyses) in ONE database transaction (in a thread; transient errors are retried). If the database
+   rejects the data, each user's share gets a transaction of its own; a share still rejected is searched
+   (bisected) for the events the database refuses, which become dead letters, and the user is planned again
+   without them;
 4. publish dead letters, alerts and tier changes, and wait until Kafka has them;
 5. write the new state to the tables (their changelogs);
 6. only then does the agent ack the messages, so their offsets can be committed (Faust flushes the
    changelog before it commits).
 A crash anywhere before 6 replays the batch, which changes nothing: state is keyed by event id, rows are
-upserts, and derived events carry deterministic ids.
+upserts, and derived events carry deterministic ids (so do feed rows, by their source event).
+Profiles go to the user_profiles table in a transaction of their own before the profiles table's changelog.
 """
 
 from __future__ import annotations
@@ -20,18 +25,28 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from schemas.derived import Alert, RiskTierChanged, UserProfile
 from schemas.events import Event, GlucoseKind, GlucoseReading
+from schemas.meal_analysis import MealAnalyzed
 from schemas.topics import Topic
 from storage.derived import DayKey
-from storage.sink import BatchWrite, WriteResult, is_transient
+from storage.feed import FeedKind, feed_row
+from storage.sink import BatchWrite, WriteResult, event_type, is_transient
 from streams.days import day_bounds, local_day
 from streams.messages import DeadLetter, DeadLetterReason, InMessage, OutMessage, decode_message
 from streams.metrics import BpGuideline
+from streams.rejections import (
+    is_rejection,
+    merge_results,
+    merge_writes,
+    raw_only,
+    rejection_message,
+    user_share,
+)
 from streams.rows import Row, glucose_metric_rows, risk_tier_row, user_metric_rows
 from streams.state import (
     GLUCOSE_RETENTION_S,
@@ -59,6 +74,7 @@ from streams.telemetry import StreamsMetrics
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 _RETRY_FIRST_S = 0.5
 _RETRY_MAX_S = 30.0
 _LOG_BATCH_MESSAGES = 1000
@@ -83,9 +99,19 @@ class Publisher(Protocol):
 class BatchSink(Protocol):
     def write(self, batch: BatchWrite) -> WriteResult: ...
 
+    def write_profiles(self, profiles: Sequence[UserProfile], deleted_user_ids: Sequence[str]) -> None: ...
+
 
 class FatalBatchError(RuntimeError):
     """A batch cannot be stored and retrying will not help; its messages must not be acked."""
+
+
+class StorageRejectedError(FatalBatchError):
+    """The database refused the data of a write (streams.rejections.is_rejection); a smaller write may pass."""
+
+    def __init__(self, message: str, error: BaseException) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -101,6 +127,7 @@ class TopicNames:
 
     readings: Topic
     meals: Topic
+    meal_analyses: Topic
     profiles: Topic
     dead_letter: str
     alerts: str
@@ -148,6 +175,27 @@ class _Plan:
     write: BatchWrite
 
 
+@dataclass(frozen=True)
+class _Planning:
+    """What planning one user's share again takes."""
+
+    users: dict[str, _UserBatch]
+    states: dict[str, UserState]
+    profiles: dict[str, Profile]
+    produced_at: datetime
+    #: id(event) -> the message it came from (a rejected event is dead-lettered as that message)
+    sources: dict[int, InMessage]
+
+
+@dataclass
+class _Stored:
+    """What a batch (or one user's share) left in the database, and the events the database refused."""
+
+    plan: _Plan
+    written: WriteResult
+    rejected: list[DeadLetter] = field(default_factory=list)
+
+
 class BatchProcessor:
     """Processes batches for the agents; holds no Faust objects, so tests can drive it with plain stores."""
 
@@ -175,12 +223,14 @@ class BatchProcessor:
         report = BatchReport(messages=len(messages))
         users: dict[str, _UserBatch] = {}
         events: list[Event] = []
+        sources: dict[int, InMessage] = {}
         for message in messages:
             decoded = self._decode(message)
             if isinstance(decoded, DeadLetter):
                 report.dead_letters.append(decoded)
                 continue
             events.append(decoded)
+            sources[id(decoded)] = message
             batch = users.setdefault(decoded.user_id, _UserBatch(decoded.user_id, message.partition))
             batch.events.append(decoded)
             batch.newest_timestamp_s = max(batch.newest_timestamp_s, message.timestamp_s)
@@ -191,7 +241,9 @@ class BatchProcessor:
         loaded = time.perf_counter()
         plan = await asyncio.to_thread(self._plan, list(users.values()), states, profiles, events, produced_at)
         planned = time.perf_counter()
-        report.written = await self._write(plan.write)
+        stored = await self._write(plan, _Planning(users, states, profiles, produced_at, sources))
+        plan, report.written = stored.plan, stored.written
+        report.dead_letters += stored.rejected
         written = time.perf_counter()
         out = [dead.to_message(self.topics.dead_letter) for dead in report.dead_letters]
         for outcome in plan.outcomes:
@@ -217,7 +269,7 @@ class BatchProcessor:
         return report
 
     def _decode(self, message: InMessage) -> Event | DeadLetter:
-        for topic in (self.topics.readings, self.topics.meals):
+        for topic in (self.topics.readings, self.topics.meals, self.topics.meal_analyses):
             if message.topic == topic.name:
                 decoded: Event | DeadLetter = decode_message(topic, message)
                 return decoded
@@ -254,13 +306,20 @@ class BatchProcessor:
               events: list[Event], produced_at: datetime) -> _Plan:
         outcomes = [self._user_outcome(batch, states[batch.user_id], profiles[batch.user_id], produced_at)
                     for batch in users]
+        # An analysis counts on the day of its meal (occurred_at is the meal's), whether or not the meal is stored.
         days = [self._day_key(event, profiles[event.user_id]) for event in events]
+        analyses = [event for event in events if isinstance(event, MealAnalyzed)]
+        feed = [feed_row(alert) for o in outcomes for alert in o.alerts]
+        feed += [feed_row(o.tier_change) for o in outcomes if o.tier_change is not None]
+        feed += [feed_row(analysis, FeedKind.MEAL_ANALYSIS) for analysis in analyses]
         return _Plan(outcomes=outcomes, write=BatchWrite(
-            events=events,
+            events=[event for event in events if not isinstance(event, MealAnalyzed)],
+            meal_analyses=analyses,
             glucose_metrics=[row for o in outcomes for row in o.glucose_rows],
             user_metrics=[row for o in outcomes for row in o.metric_rows],
             risk_tiers=[risk_tier_row(o.tier_change) for o in outcomes if o.tier_change is not None],
             days=days,
+            feed=feed,
         ))
 
     @staticmethod
@@ -315,16 +374,95 @@ class BatchProcessor:
             newest_timestamp_s=batch.newest_timestamp_s,
         )
 
-    async def _write(self, batch: BatchWrite) -> WriteResult:
+    async def _write(self, plan: _Plan, planning: _Planning) -> _Stored:
+        """Store the plan in one transaction; if the database rejects its data, store it user by user."""
+        batch = plan.write
+        size = len(batch.events) + len(batch.meal_analyses)
+        try:
+            return _Stored(plan, await self._retrying(lambda: self._sink.write(batch), f"a batch of {size} events"))
+        except StorageRejectedError as rejected:
+            log.warning("database rejected a batch; storing it user by user", extra={
+                "events": size, "users": len(planning.users), "error": rejection_message(rejected.error)})
+        shares = [await self._write_user(plan, user, planning) for user in planning.users.values()]
+        outcomes = [outcome for share in shares for outcome in share.plan.outcomes]
+        return _Stored(_Plan(outcomes, merge_writes([share.plan.write for share in shares])),
+                       merge_results([share.written for share in shares], []),
+                       [dead for share in shares for dead in share.rejected])
+
+    async def _write_user(self, plan: _Plan, user: _UserBatch, planning: _Planning) -> _Stored:
+        share = _Plan([o for o in plan.outcomes if o.user_id == user.user_id], user_share(plan.write, user.user_id))
+        if len(planning.users) > 1:  # with one user, the share is the batch that was just rejected
+            try:
+                return _Stored(share, await self._retrying(lambda: self._sink.write(share.write),
+                                                           f"{len(user.events)} events of one user"))
+            except StorageRejectedError:
+                pass
+        probes: list[WriteResult] = []
+        refused = await self._bisect(user.events, probes)
+        rejected = [DeadLetter(planning.sources[id(event)], DeadLetterReason.STORAGE_REJECTED,
+                               f"database: {message}") for event, message in refused]
+        refused_ids = {id(event) for event, _ in refused}
+        kept = replace(user, events=[e for e in user.events if id(e) not in refused_ids])
+        for dead in rejected:
+            log.warning("database rejected an event; dead-lettered", extra={
+                "partition": dead.message.partition, "offset": dead.message.offset, "error": dead.error})
+        if not kept.events:
+            return _Stored(_Plan([], BatchWrite(events=[])), merge_results([], probes), rejected)
+        if rejected:
+            uid = user.user_id
+            again = await asyncio.to_thread(self._plan, [kept], {uid: planning.states[uid]},
+                                            {uid: planning.profiles[uid]}, kept.events, planning.produced_at)
+            try:
+                written = await self._retrying(lambda: self._sink.write(again.write),
+                                               f"{len(kept.events)} events of one user")
+                return _Stored(again, merge_results([written], probes), rejected)
+            except StorageRejectedError:
+                pass
+        # The events are stored; the user's derived values wait for their next event, as after a failed assessment.
+        log.error("database rejected a user's derived rows; storing their events only",
+                  extra={"partition": user.partition, "events": len(kept.events)})
+        self._metrics.assessment_errors.inc()
+        raw = raw_only(kept.events)
+        written = await self._retrying(lambda: self._sink.write(raw), f"{len(kept.events)} events of one user")
+        return _Stored(_Plan([self._unassessed(kept, planning.states[user.user_id])], raw),
+                       merge_results([written], probes), rejected)
+
+    async def _bisect(self, events: list[Event], probes: list[WriteResult]) -> list[tuple[Event, str]]:
+        """The events the database refuses even alone, with its message; the others end up stored (raw rows)."""
+        raw = raw_only(events)
+        try:
+            probes.append(await self._retrying(lambda: self._sink.write(raw), f"{len(events)} events of one user"))
+            return []
+        except StorageRejectedError as rejected:
+            if len(events) == 1:
+                return [(events[0], rejection_message(rejected.error))]
+        middle = len(events) // 2
+        return await self._bisect(events[:middle], probes) + await self._bisect(events[middle:], probes)
+
+    @staticmethod
+    def _unassessed(user: _UserBatch, before: UserState) -> _UserOutcome:
+        """The user's state with the batch's events but nothing assessed or published (so nothing recorded as
+        published either: the next batch assesses and publishes)."""
+        state = before
+        for event in user.events:
+            state = apply_event(state, event)
+        state = settle(state)
+        return _UserOutcome(user_id=user.user_id, partition=user.partition, before=before, after=state,
+                            assessed=False, alerts=[], tier_change=None, glucose_rows=[], metric_rows=[],
+                            newest_timestamp_s=user.newest_timestamp_s)
+
+    async def _retrying(self, write: Callable[[], _T], what: str) -> _T:
+        """Run a blocking database write in a thread until it succeeds; transient errors are retried forever."""
         delay_s = _RETRY_FIRST_S
         while True:
             started = time.perf_counter()
             try:
-                result = await asyncio.to_thread(self._sink.write, batch)
+                result = await asyncio.to_thread(write)
             except Exception as error:
+                if is_rejection(error):
+                    raise StorageRejectedError(f"database rejected {what}: {error}", error) from error
                 if not is_transient(error):
-                    raise FatalBatchError(f"database rejected a batch of {len(batch.events)} events: {error}") \
-                        from error
+                    raise FatalBatchError(f"database rejected {what}: {error}") from error
                 self._metrics.db_retries.inc()
                 log.warning("database unavailable; retrying the batch", extra={"retry_in_s": delay_s,
                                                                               "error": str(error)[:500]})
@@ -359,6 +497,9 @@ class BatchProcessor:
                 new = written.new_rows.get(kind, 0)
                 metrics.events.labels(kind, "stored").inc(new)
                 metrics.events.labels(kind, "duplicate").inc(count - new)
+            # One set per (type, source), not per event: a batch holds few distinct pairs and many events.
+            for kind, source in {(event_type(event), event.source.value) for event in plan.write.events}:
+                metrics.last_reading.labels(kind, source).set_to_current_time()
         for dead in report.dead_letters:
             metrics.dead_letters.labels(dead.reason.value).inc()
             metrics.events.labels(_header_type(dead.message), "dead_letter").inc()
@@ -377,13 +518,21 @@ class BatchProcessor:
 
     # -- profiles -------------------------------------------------------------------------------------------
     async def process_profiles(self, messages: Sequence[InMessage]) -> BatchReport:
-        """Keep the profiles table current; a null value (tombstone) deletes a user's profile."""
+        """Keep the profiles table and user_profiles current; a null value (tombstone) deletes a user's profile.
+
+        The database goes first: if the worker dies before the changelog write and the ack, the batch is replayed
+        and the upserts (older never replaces newer) and deletes change nothing.
+        """
         started = time.perf_counter()
         report = BatchReport(messages=len(messages))
         updates: list[tuple[int, str, Profile | None]] = []
+        # The last message per user wins, as on the compacted topic; None: a tombstone.
+        final: dict[str, UserProfile | None] = {}
         for message in messages:
             if message.value is None and message.key:
-                updates.append((message.partition, message.key.decode(errors="replace"), None))
+                user_id = message.key.decode(errors="replace")
+                updates.append((message.partition, user_id, None))
+                final[user_id] = None
                 continue
             decoded = decode_message(self.topics.profiles, message)
             if isinstance(decoded, DeadLetter):
@@ -392,6 +541,12 @@ class BatchProcessor:
             profile: UserProfile = decoded
             guideline = profile.bp_guideline.value if profile.bp_guideline is not None else None
             updates.append((message.partition, profile.user_id, Profile(profile.time_zone, guideline)))
+            final[profile.user_id] = profile
+        if final:
+            stored = [p for p in final.values() if p is not None]
+            deleted = [user_id for user_id, p in final.items() if p is None]
+            await self._retrying(lambda: self._sink.write_profiles(stored, deleted),
+                                 f"{len(stored)} profiles and {len(deleted)} deletions")
         if report.dead_letters:
             await self._publisher.publish([d.to_message(self.topics.dead_letter) for d in report.dead_letters])
         for partition, user_id, new in updates:

@@ -23,6 +23,7 @@ class StreamsMetrics:
     alerts: Counter
     tier_changes: Counter
     assigned_partitions: Gauge
+    last_reading: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry, prefix: str = "vitalstream_streams") -> StreamsMetrics:
@@ -53,6 +54,11 @@ class StreamsMetrics:
             tier_changes=Counter(f"{prefix}_tier_changes", "Risk-tier changes published, by new tier.", ["tier"],
                                  registry=registry),
             assigned_partitions=Gauge(f"{prefix}_assigned_partitions",
-                                      "Source-topic partitions (readings, meals, profiles) this worker owns now.",
+                                      "Source-topic partitions (readings, meals, meal analyses, profiles) this worker "
+                                      "owns now.",
                                       registry=registry),
+            # Wall clock at storage, not occurred_at: back-filled imports must look neither silent nor fresh.
+            last_reading=Gauge(f"{prefix}_last_reading_timestamp_seconds",
+                               "Unix time the worker last stored a reading of this event type from this source.",
+                               ["type", "source"], registry=registry),
         )

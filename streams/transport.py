@@ -46,13 +46,18 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = self._ensure_consumer()
         committed: Mapping[Any, Any] = await consumer.seek_to_committed()
         committed_by_faust = self.consumer.app.topics.acks_enabled_for
+        never_committed = []
         for tp, offset in committed.items():
             if not committed_by_faust(tp.topic):
                 continue
             if offset is None:
-                await consumer.seek_to_beginning(tp)
+                never_committed.append(tp)
             elif offset == 0:
                 consumer.seek(tp, 0)
+        if never_committed:
+            # One reset for all: each seek_to_beginning waits for the fetcher to serve it (seconds while fetches
+            # are in flight), so one call per partition made a restart wait ~3 s per never-committed partition.
+            await consumer.seek_to_beginning(*never_committed)
         return committed
 
 

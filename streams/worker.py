@@ -11,6 +11,7 @@ from storage.sink import Sink
 from streams.app import WORKER_TOPICS, create_app, prefixed
 from vitalstream.config import Settings
 from vitalstream.kafka_admin import MAX_REPLICATION_FACTOR, admin_client, create_topics
+from vitalstream.kafka_lag import register_lag_collector
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,17 @@ def run(settings: Settings, metrics_port: int) -> None:
     brokers = len(admin.list_topics(timeout=30).brokers)
     registry = CollectorRegistry()
     metrics = StreamsMetrics.create(registry)
+    # The broker's view of the group's lag keeps growing while this worker is stuck, which its own figures cannot.
+    register_lag_collector(registry, settings.kafka, [settings.streams_app_id])
     start_http_server(metrics_port, registry=registry)
     sink = Sink.from_url(settings.database)
     streams = create_app(settings, sink=sink, metrics=metrics,
                          replication_factor=min(MAX_REPLICATION_FACTOR, max(brokers, 1)))
+    # Faust creates only the last level of its data directory.
+    streams.app.conf.datadir.mkdir(parents=True, exist_ok=True)
     log.info("stream worker starting", extra={"app_id": settings.streams_app_id, "metrics_port": metrics_port,
                                                "topics": [streams.topics.readings.name, streams.topics.meals.name,
+                                                          streams.topics.meal_analyses.name,
                                                           streams.topics.profiles.name]})
     worker = faust.Worker(streams.app, loglevel=settings.log_level, override_logging=False, quiet=True,
                           redirect_stdouts=False)

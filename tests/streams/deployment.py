@@ -193,7 +193,8 @@ class Deployment:
         consumer = Consumer({"bootstrap.servers": self.kafka, "group.id": self.app_id, "enable.auto.commit": False})
         try:
             lag: dict[str, int] = {}
-            for topic in (self.topics.readings.name, self.topics.meals.name, self.topics.profiles.name):
+            for topic in (self.topics.readings.name, self.topics.meals.name, self.topics.meal_analyses.name,
+                          self.topics.profiles.name):
                 partitions = [TopicPartition(topic, p) for p in range(self.topics.readings.partitions)]
                 for committed in consumer.committed(partitions, timeout=10):
                     _, high = consumer.get_watermark_offsets(committed, timeout=10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid5
 
@@ -12,8 +13,10 @@ from schemas.events import (
     GlucoseReading,
     HbA1cResult,
     MealLogged,
+    PhotoRef,
     Source,
 )
+from schemas.meal_analysis import FoodGuess, MealAnalyzed, ModelVersion
 from schemas.units import GlucoseUnit, HbA1cUnit
 
 NAMESPACE = UUID("3a3b7f2e-0f51-4a4e-93c1-4b8a2f1d6e70")
@@ -61,3 +64,31 @@ def meal(user_id: str, at: datetime, *, kcal: float | None = 500.0, carbs: float
     return MealLogged(event_id=event_id("meal", user_id, at.isoformat()), user_id=user_id, device_id="app",
                       source=Source.APP, occurred_at=at, received_at=at, meal_slot="lunch", energy_kcal=kcal,
                       carbs_g=carbs, protein_g=protein, fat_g=fat)
+
+
+def photo_meal(user_id: str, at: datetime, *, kcal: float | None = None, carbs: float | None = None,
+               protein: float | None = None, fat: float | None = None) -> MealLogged:
+    """A meal with a photo; by default the user entered no nutrients (the photo's estimate fills them in)."""
+    sha256 = hashlib.sha256(f"photo|{user_id}|{at.isoformat()}".encode()).hexdigest()
+    return MealLogged(event_id=event_id("photo-meal", user_id, at.isoformat()), user_id=user_id, device_id="app",
+                      source=Source.APP, occurred_at=at, received_at=at, meal_slot="dinner", energy_kcal=kcal,
+                      carbs_g=carbs, protein_g=protein, fat_g=fat,
+                      photo=PhotoRef(object_key=f"meals/{user_id}/{sha256}.jpg", sha256=sha256,
+                                     content_type="image/jpeg", size_bytes=120_000))
+
+
+def analysis(meal: MealLogged, *, is_food: bool = True, kcal: float = 700.0, carbs: float = 80.0,
+             protein: float = 30.0, fat: float = 25.0, version: str = "1",
+             analysed_after: timedelta = timedelta(seconds=5)) -> MealAnalyzed:
+    """The inference consumer's analysis of `meal`'s photo by model version `version`, made `analysed_after` the
+    meal was logged (received_at orders re-analyses). A non-food analysis carries no estimate."""
+    assert meal.photo is not None
+    food = dict(estimate_label="pizza", portion_g=300.0, energy_kcal=kcal, carbs_g=carbs, protein_g=protein,
+                fat_g=fat, top_foods=[FoodGuess(label="pizza", confidence=0.9)]) if is_food else {}
+    return MealAnalyzed(user_id=meal.user_id, device_id=meal.device_id, source=meal.source,
+                        occurred_at=meal.occurred_at, received_at=meal.received_at + analysed_after,
+                        meal_event_id=meal.event_id, photo_sha256=meal.photo.sha256, is_food=is_food,
+                        food_score=0.95 if is_food else 0.1, gate_food_prob=0.95 if is_food else 0.1,
+                        imagenet_food_score=0.8 if is_food else 0.05, scene="food" if is_food else "other",
+                        models=[ModelVersion(name="meal_analyzer", version=version)], inference_ms=40.0,
+                        latency_ms=120.0, **food)

@@ -4,13 +4,14 @@ a batch goes through noack_take, is processed and only then acked; a batch that 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
 from schemas.codec import encode
+from schemas.derived import UserProfile
 from storage.sink import BatchWrite, Sink, WriteResult
 from streams.app import StreamsApp, create_app
 from streams.processor import BatchReport
@@ -22,6 +23,9 @@ from vitalstream.config import Settings
 
 class BrokenSink:
     def write(self, batch: BatchWrite) -> WriteResult:
+        raise ValueError("constraint violated")
+
+    def write_profiles(self, profiles: Sequence[UserProfile], deleted_user_ids: Sequence[str]) -> None:
         raise ValueError("constraint violated")
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from schemas.codec import encode
+from schemas.derived import UserProfile
 from schemas.events import Event
 from storage.sink import BatchWrite, Sink, WriteResult
 from streams.app import topic_names
@@ -31,7 +32,8 @@ _offsets = itertools.count()
 def as_messages(events: Sequence[Event], partition: int = 0) -> list[InMessage]:
     out = []
     for event in events:
-        topic = TOPICS.meals if getattr(event, "type", "") == "meal" else TOPICS.readings
+        topic = {"meal": TOPICS.meals, "meal_analysis": TOPICS.meal_analyses}.get(getattr(event, "type", ""),
+                                                                               TOPICS.readings)
         out.append(InMessage(topic=topic.name, partition=partition, offset=next(_offsets),
                              key=event.user_id.encode(), value=encode(event), timestamp_s=event.received_at.timestamp(),
                              headers=[("type", str(getattr(event, "type", "")).encode())]))
@@ -49,6 +51,9 @@ class FlakySink:
             self.failures -= 1
             raise self.error
         return self.sink.write(batch)
+
+    def write_profiles(self, profiles: Sequence[UserProfile], deleted_user_ids: Sequence[str]) -> None:
+        self.sink.write_profiles(profiles, deleted_user_ids)
 
 
 def make_processor(sink: Any, publisher: RecordingPublisher, metrics: StreamsMetrics,

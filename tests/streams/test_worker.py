@@ -227,10 +227,12 @@ def test_a_second_worker_shares_the_partitions(deployment: Deployment, worker: W
     def shared() -> bool:
         first_share = worker.metric("vitalstream_streams_assigned_partitions")
         second_share = second.metric("vitalstream_streams_assigned_partitions")
-        return first_share > 0 and second_share > 0 and first_share + second_share == 36  # readings, meals, profiles
+        # 12 partitions each of readings, meals, meal analyses and profiles.
+        return first_share > 0 and second_share > 0 and first_share + second_share == 48
 
     deployment.wait_for(shared, timeout_s=90, what="both workers to own partitions", interval_s=0.1)
-    at = datetime.now(UTC) - timedelta(minutes=10)
+    # The start of the last hour: the 4 readings (15 min) then fall on one UTC day whenever the test runs.
+    at = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     users = [f"shared-{i}" for i in range(48)]  # spread over all 12 partitions
     for k in range(4):
         send(deployment, [cgm(user, at + timedelta(minutes=5 * k), 100.0 + k) for user in users])

@@ -4,10 +4,11 @@
 2. Baseline: a plain confluent-kafka consumer reads the same topics from the start (no decoding, no storage).
 3. `vitalstream worker streams` (a subprocess, its own consumer group) works off the backlog into a fresh
    database; sustained rate = events / (last row stored - first row stored).
-4. Light load: one CGM reading every 100 ms, each for a new user, whose first assessment publishes a
-   risk-tier change; latency = arrival of that change on the risk-tiers topic - send time of the reading.
+4. Light load: 20 people each send a CGM reading every 300 ms (staggered); latency = the reading's effect on
+   the person's tier visible in storage (user_metrics_current.as_of) - send time of the reading.
 
-Run:  .venv/bin/python bench/stream_worker.py [--users 200 --events-per-user 500 --batch-size 5000 --probes 100]
+Run:  .venv/bin/python -m bench.streams [--users 200 --events-per-user 500 --batch-size 5000 --light-users 20
+                                         --light-interval-ms 300 --light-seconds 20]
 Services come from Settings (KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL or the local stack). The topics,
 consumer groups and database are private and removed afterwards.
 """
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
@@ -140,7 +141,11 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--events-per-user", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=None, help="VITALSTREAM_STREAMS_BATCH_SIZE for the worker")
-    parser.add_argument("--probes", type=int, default=100, help="light-load readings for the latency figure")
+    parser.add_argument("--light-users", type=int, default=20, help="light load: people sending readings")
+    parser.add_argument("--light-interval-ms", type=int, default=300, help="light load: each person's interval")
+    parser.add_argument("--light-seconds", type=float, default=20.0, help="light load: how long")
+    parser.add_argument("--batch-wait-ms", type=int, default=None,
+                        help="VITALSTREAM_STREAMS_BATCH_WAIT_MS for the worker")
     args = parser.parse_args()
 
     settings = get_settings()
@@ -159,7 +164,8 @@ def main() -> None:
     try:
         start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5 * args.events_per_user)
         events = backlog(args.users, args.events_per_user, start)
-        print(f"{machine()}\nbacklog: {len(events):,} events of {args.users} users", flush=True)
+        print(f"{machine()}; load average {os.getloadavg()[0]:.1f}\n"
+              f"backlog: {len(events):,} events of {args.users} users", flush=True)
         config = ProducerConfig(bootstrap_servers=settings.kafka)
         with EventProducer(config) as producer:
             for event in events:
@@ -173,6 +179,8 @@ def main() -> None:
                "VITALSTREAM_STREAMS_APP_ID": app_id, "VITALSTREAM_STREAMS_TOPIC_PREFIX": prefix}
         if args.batch_size:
             env["VITALSTREAM_STREAMS_BATCH_SIZE"] = str(args.batch_size)
+        if args.batch_wait_ms:
+            env["VITALSTREAM_STREAMS_BATCH_WAIT_MS"] = str(args.batch_wait_ms)
         log_path = work / "worker.log"
         with log_path.open("wb") as log:
             launched = time.perf_counter()
@@ -185,8 +193,8 @@ def main() -> None:
         stored = 0
         deadline = time.monotonic() + 900
         while stored < len(events) and time.monotonic() < deadline:
-            with engine.connect() as connection:
-                stored = int(connection.execute(count_sql).scalar_one())
+            with engine.connect() as db:
+                stored = int(db.execute(count_sql).scalar_one())
             if stored and first_row is None:
                 first_row = time.perf_counter()
             if worker.poll() is not None:
@@ -205,8 +213,25 @@ def main() -> None:
               f"{first_row - launched:.1f} s after launch; {batches:.0f} batches of {batch_mean:,.0f} on average, "
               f"{db_mean:.2f} s per transaction)", flush=True)
 
-        latencies = light_load_latency(settings.kafka, prefix, args.probes)
-        print(f"reading -> tier change at light load (10 readings/s, {len(latencies)} probes): "
+        before = scrape(port)
+        latencies = light_load_latency(settings.kafka, prefix, database_url, args.light_users,
+                                       args.light_interval_ms / 1000, args.light_seconds)
+        after = scrape(port)
+
+        def delta(name: str) -> float:
+            return after.get(name, 0.0) - before.get(name, 0.0)
+
+        events_label = '{"agent": "events"}'
+        light_batches = max(delta(f"vitalstream_streams_batch_size_count{events_label}"), 1.0)
+        light_mean = delta(f"vitalstream_streams_batch_size_sum{events_label}") / light_batches
+        light_batch_ms = delta(f"vitalstream_streams_batch_seconds_sum{events_label}") / light_batches * 1000
+        light_db_ms = delta("vitalstream_streams_db_write_seconds_sum{}") / light_batches * 1000
+        print(f"light load, in the worker: {light_batches:.0f} batches of {light_mean:.1f} readings, "
+              f"{light_batch_ms:.0f} ms per batch of which {light_db_ms:.0f} ms in the database; "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        rate = args.light_users / (args.light_interval_ms / 1000)
+        print(f"reading -> tier in storage at light load ({args.light_users} users, one reading each per "
+              f"{args.light_interval_ms} ms = {rate:.0f} readings/s, {len(latencies)} readings): "
               f"p50 {percentile(latencies, 50) * 1000:.0f} ms, p99 {percentile(latencies, 99) * 1000:.0f} ms, "
               f"max {max(latencies) * 1000:.0f} ms", flush=True)
         print("\n| backlog | raw consumer (msg/s) | worker → TimescaleDB (events/s) | worker / raw | "
@@ -234,49 +259,79 @@ def main() -> None:
             connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-def light_load_latency(kafka: str, prefix: str, probes: int, interval_s: float = 0.1) -> list[float]:
-    """Seconds from sending each probe reading to its user's risk-tier change arriving on the topic."""
-    tiers = prefixed(next(t for t in WORKER_TOPICS if t.name.endswith("risk-tiers")), prefix).name
-    consumer = Consumer({"bootstrap.servers": kafka, "group.id": f"bench-lat-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
-    partitions = consumer.list_topics(tiers, timeout=10).topics[tiers].partitions
-    consumer.assign([TopicPartition(tiers, p, OFFSET_END) for p in partitions])
-    consumer.consume(1, timeout=2.0)  # settle the assignment at the end of each partition
-    sent: dict[str, float] = {}
-    arrived: dict[str, float] = {}
-    stop = threading.Event()
+def light_load_latency(kafka: str, prefix: str, database_url: str, users: int, interval_s: float,
+                       duration_s: float) -> list[float]:
+    """Seconds from sending each reading to its effect on the user's tier being visible in storage.
 
-    def receive() -> None:
-        while not stop.is_set():
-            for message in consumer.consume(100, timeout=0.05):
-                key = message.key()
-                if message.error() is None and key is not None:
-                    arrived.setdefault(key.decode(), time.perf_counter())
-
-    receiver = threading.Thread(target=receive)
-    receiver.start()
-    topic = prefixed(READINGS, prefix)
+    `users` people each send a CGM reading every `interval_s` (staggered) for `duration_s`. A reading's effect is
+    visible once the user's stored risk_tier_rank is as of that reading (user_metrics_current.as_of), which the
+    worker writes in the same transaction as the reading; the table is polled every 10 ms.
+    """
     run = uuid.uuid4().hex[:6]
+    people = [f"probe-{run}-{index}" for index in range(users)]
+    sent: dict[tuple[str, datetime], float] = {}
+    seen: dict[tuple[str, datetime], float] = {}
+    stop = threading.Event()
+    engine = create_engine(database_url, pool_size=1)
+    poll = text("SELECT user_id, as_of FROM user_metrics_current WHERE metric = 'risk_tier_rank' "
+                "AND user_id = ANY(:users)")
+
+    def watch() -> None:
+        with engine.connect() as connection:
+            while not stop.is_set():
+                as_of: dict[str, datetime] = {user: at for user, at in connection.execute(poll, {"users": people})}
+                connection.commit()
+                now = time.perf_counter()
+                for key in sent.keys() - seen.keys():
+                    user, occurred_at = key
+                    if user in as_of and as_of[user] >= occurred_at:
+                        seen[key] = now
+                time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    topic = prefixed(READINGS, prefix)
     try:
         with EventProducer(ProducerConfig(bootstrap_servers=kafka, linger_ms=0)) as producer:
-            for index in range(probes):
-                user = f"probe-{run}-{index}"
+            # Warm-up, not timed: one reading per person, so that every person is known to the worker and the
+            # worker has finished with whatever it did before (the backlog's last commits).
+            warm = {(user, datetime.now(UTC).replace(microsecond=0)) for user in people}
+            for user, at in warm:
+                producer.send(topic, probe_reading(user, at))
+                sent[user, at] = time.perf_counter()
+            producer.flush()
+            deadline = time.monotonic() + 60
+            while not warm <= seen.keys() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for key in warm:
+                sent.pop(key, None)
+                seen.pop(key, None)
+            time.sleep(1.0)
+            began = time.perf_counter()
+            tick = 0
+            while time.perf_counter() - began < duration_s:
+                # Staggered: one of the users sends every interval_s / users.
+                user = people[tick % users]
+                target = began + tick * interval_s / users
+                time.sleep(max(0.0, target - time.perf_counter()))
                 now = datetime.now(UTC)
-                producer.send(topic, probe_reading(user, now))
+                # Whole milliseconds: as_of comes back through an epoch float, exact at this precision.
+                at = now.replace(microsecond=now.microsecond // 1000 * 1000)
+                producer.send(topic, probe_reading(user, at))
                 producer.poll(0)
-                sent[user] = time.perf_counter()
-                time.sleep(interval_s)
+                sent[user, at] = time.perf_counter()
+                tick += 1
         deadline = time.monotonic() + 30
-        while len(arrived.keys() & sent.keys()) < probes and time.monotonic() < deadline:
+        while len(seen) < len(sent) and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         stop.set()
-        receiver.join()
-        consumer.close()
-    missing = sent.keys() - arrived.keys()
+        watcher.join()
+        engine.dispose()
+    missing = sent.keys() - seen.keys()
     if missing:
-        raise RuntimeError(f"{len(missing)} probes got no tier change within 30 s")
-    return [arrived[user] - sent[user] for user in sent]
+        raise RuntimeError(f"{len(missing)} of {len(sent)} readings not visible in storage within 30 s")
+    return [seen[key] - sent[key] for key in sent]
 
 
 def probe_reading(user: str, at: datetime) -> GlucoseReading:
