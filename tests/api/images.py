@@ -1,4 +1,5 @@
-"""Image files for the photo tests, made on the spot: real encodings by Pillow, and hostile files by hand."""
+"""Image files for the photo tests: real encodings by Pillow and hostile files by hand, made on the spot; and a real
+photo (scikit-image's coffee)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from typing import Any
 
 import numpy as np
 from PIL import ExifTags, Image
+
+from inference_consumer.models import build, fetch
+from vitalstream.config import Settings
 
 #: Where the test photos claim to have been taken (Seoul City Hall), degrees, minutes, seconds.
 LATITUDE = (37.0, 33.0, 59.94)
@@ -72,3 +76,10 @@ HTML = b"<!DOCTYPE html><html><body><img src=x onerror=alert(1)></body></html>"
 XMP_WITH_PLACE = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
                   b'<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="37,33.999N"/>'
                   b"</rdf:RDF></x:xmpmeta>")
+
+
+def coffee_photo() -> bytes:
+    """scikit-image's coffee photo (an espresso cup on a saucer), fetched with the model weights (cached)."""
+    settings = Settings()
+    fetch.fetch(settings)  # a no-op once cached
+    return (build.photos_dir(settings) / "coffee.png").read_bytes()

@@ -11,7 +11,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,8 +24,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from api.app import create_app
+from schemas.topics import MEAL_ANALYSES, MEALS
+from storage.feed import FeedKind, feed_after
 from storage.migrate import upgrade
 from tests.api.conftest import sign_up
+from tests.api.images import coffee_photo
+from tests.inference.deployment import Deployment
 from vitalstream.config import Settings
 
 deployment = pytest.importorskip("tests.streams.deployment", reason="the stream worker's test harness is not here")
@@ -122,3 +126,72 @@ def test_readings_posted_to_the_api_come_back_as_results(pipeline: Pipeline) -> 
 
     page = client.get("/v1/me/readings/glucose", params={"limit": 1000}, headers=account.auth).json()
     assert [item["glucose_mg_dl"] for item in page["items"]] == values[::-1]
+
+
+def test_a_profile_set_through_the_api_is_applied_by_the_worker(pipeline: Pipeline) -> None:
+    client = pipeline.client
+    account = sign_up(client)
+    assert client.get("/v1/me/profile", headers=account.auth).json()["applied"] is False
+    sent = client.put("/v1/me/profile", json={"time_zone": "Asia/Seoul", "bp_guideline": "ksh_2018"},
+                      headers=account.auth)
+    assert sent.status_code == 202, sent.text
+
+    def applied() -> dict[str, Any] | None:
+        body: dict[str, Any] = client.get("/v1/me/profile", headers=account.auth).json()
+        return body if body["applied"] else None
+
+    profile = pipeline.wait_for(applied, "the worker to apply the profile")
+    assert (profile["time_zone"], profile["bp_guideline"]) == ("Asia/Seoul", "ksh_2018")
+    bp = {"occurred_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(), "systolic_mmhg": 135,
+          "diastolic_mmhg": 82}
+    assert client.post("/v1/readings/bp", json=bp, headers=account.auth).status_code == 202
+
+    def summary() -> dict[str, Any] | None:
+        body: dict[str, Any] = client.get("/v1/me/summary", headers=account.auth).json()
+        return body if body["blood_pressure"] is not None else None
+
+    reading = pipeline.wait_for(summary, "the blood pressure")["blood_pressure"]
+    # 135/82 is stage 1 under ACC/AHA 2017 (the deployment's default) but 고혈압 전단계 under KSH 2018.
+    assert (reading["guideline"], reading["category"]) == ("ksh_2018", "prehypertension")
+
+
+def test_a_meal_photo_uploaded_through_the_api_reaches_the_daily_totals_and_the_feed(
+        pipeline: Pipeline, private_database: str, api_settings: Settings, triton_url: str, tmp_path: Path) -> None:
+    inference = Deployment.create(api_settings.kafka, tmp_path / "inference", triton_url=triton_url,
+                                  triton_protocol="grpc", object_store_dir=api_settings.object_store_dir)
+    inference.start_at_end(MEALS.name)
+    # The analyses go to the shared topic the worker reads; dead letters stay private.
+    topics = replace(inference.topics, meals=MEALS, analyses=MEAL_ANALYSES)
+    client = pipeline.client
+    account = sign_up(client)
+    eaten_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    today = {"from": eaten_at.date().isoformat(), "to": eaten_at.date().isoformat(), "time_zone": "UTC"}
+    try:
+        with inference.running(topics):
+            response = client.post(
+                "/v1/meals/photo", files={"image": ("coffee.png", coffee_photo(), "image/png")},
+                data={"meal_slot": "breakfast", "occurred_at": eaten_at.isoformat()}, headers=account.auth)
+            assert response.status_code == 202, response.text
+            meal_id = response.json()["event_ids"][0]
+
+            def estimated_day() -> dict[str, Any] | None:
+                days = client.get("/v1/me/daily", params=today, headers=account.auth).json()["days"]
+                return days[0] if days and days[0]["energy_kcal"] else None
+
+            day = pipeline.wait_for(estimated_day, "the photo's estimate in the daily totals")
+    finally:
+        inference.close()
+    engine = create_engine(private_database)
+    try:
+        with engine.connect() as connection:
+            feed = [row for row in feed_after(connection, account.user_id, 0, 100)
+                    if row.kind is FeedKind.MEAL_ANALYSIS]
+    finally:
+        engine.dispose()
+    # The feed row is what GET /v1/me/events streams (tests/api/test_events.py shows that part).
+    assert len(feed) == 1 and feed[0].payload["meal_event_id"] == meal_id
+    analysis = feed[0].payload
+    assert analysis["is_food"] and analysis["estimate_label"] in {"espresso", "cup"}
+    assert day["meals"] == 1
+    assert day["energy_kcal"] == pytest.approx(analysis["energy_kcal"])
+    assert day["carbs_g"] == pytest.approx(analysis["carbs_g"])

@@ -7,75 +7,39 @@ consumer group whose offsets are committed there first) and writes its results t
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
-from prometheus_client import CollectorRegistry
 
-from inference_consumer.consumer import InferenceConsumer
-from inference_consumer.metrics import InferenceMetrics
-from inference_consumer.models import build, fetch
 from schemas.codec import decode
 from schemas.meal_analysis import MealAnalyzed
 from schemas.topics import MEAL_ANALYSES, MEALS
 from tests.api.conftest import Account, AppFactory
+from tests.api.images import coffee_photo
 from tests.inference.deployment import Deployment
-from vitalstream.config import Settings
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def coffee_png() -> bytes:
-    """scikit-image's coffee photo, fetched with the model weights (an espresso cup on a saucer)."""
-    settings = Settings()
-    fetch.fetch(settings)  # a no-op once cached
-    return (build.photos_dir(settings) / "coffee.png").read_bytes()
-
-
-def _commit_at_end(kafka: str, group_id: str, topic: str) -> None:
-    """Make `group_id` start at the topic's current end: it must not analyse every earlier meal."""
-    consumer = Consumer({"bootstrap.servers": kafka, "group.id": group_id, "enable.auto.commit": False})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = [TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
-                for p in partitions]
-        consumer.commit(offsets=ends, asynchronous=False)
-    finally:
-        consumer.close()
+    return coffee_photo()
 
 
 @pytest.fixture
 def consumer_on_shared_meals(kafka_with_topics: str, triton_url: str, tmp_path: Path) -> Iterator[Deployment]:
-    """The inference consumer, in a thread: shared meals topic in, private topics out, the given object store."""
+    """The inference consumer, in a thread: shared meals topic in (from its current end), private topics out."""
     deployment = Deployment.create(kafka_with_topics, tmp_path / "inference", triton_url=triton_url,
                                    triton_protocol="grpc", object_store_dir=tmp_path / "objects")
-    _commit_at_end(kafka_with_topics, deployment.settings.inference_group_id, MEALS.name)
-    consumer = InferenceConsumer(deployment.settings, InferenceMetrics.create(CollectorRegistry()))
-    consumer.topics = replace(deployment.topics, meals=MEALS)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            consumer.run(stop)
-        except BaseException as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=run, name="inference-consumer", daemon=True)
-    thread.start()
+    deployment.start_at_end(MEALS.name)
     try:
-        yield deployment
+        with deployment.running(replace(deployment.topics, meals=MEALS)):
+            yield deployment
     finally:
-        stop.set()
-        thread.join(60)
         deployment.close()
-    assert not thread.is_alive() and not errors, errors
 
 
 def test_a_coffee_photo_uploaded_through_the_api_comes_back_as_espresso(

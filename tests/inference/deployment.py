@@ -224,10 +224,13 @@ class Deployment:
 
     # -- the consumer --------------------------------------------------------------------------------
     @contextmanager
-    def running(self) -> Iterator[RunningConsumer]:
-        """The consumer in a thread of this process; stopped (flushed, committed) on exit."""
+    def running(self, topics: ConsumerTopics | None = None) -> Iterator[RunningConsumer]:
+        """The consumer in a thread of this process (on `topics`, default the deployment's private ones);
+        stopped (flushed, committed) on exit."""
         registry = CollectorRegistry()
         consumer = InferenceConsumer(self.settings, InferenceMetrics.create(registry))
+        if topics is not None:
+            consumer.topics = topics
         stop = threading.Event()
         running = RunningConsumer(consumer, registry, threading.Thread(target=lambda: None))
 
@@ -247,6 +250,19 @@ class Deployment:
             running.thread.join(60)
         assert not running.thread.is_alive(), "the consumer did not stop within 60 s"
         assert not running.errors, running.errors
+
+    def start_at_end(self, topic: str) -> None:
+        """Make the consumer group start at `topic`'s current end, so it skips every earlier message (a shared
+        topic holds other tests' meals)."""
+        consumer = Consumer({"bootstrap.servers": self.kafka, "group.id": self.settings.inference_group_id,
+                             "enable.auto.commit": False})
+        try:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            ends = [TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
+                    for p in partitions]
+            consumer.commit(offsets=ends, asynchronous=False)
+        finally:
+            consumer.close()
 
     def env(self, **extra: str) -> dict[str, str]:
         names = env_names()
