@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -44,6 +43,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from api.feed_listener import libpq_url
+from bench.machine import machine
 from producers.client import EventProducer
 from producers.config import ProducerConfig
 from schemas.events import GlucoseKind, GlucoseReading, Source
@@ -58,16 +58,6 @@ BATCH = 1000
 METRIC = "time_in_range_14d_pct"
 PASSWORD = "bench password, not a secret"
 console = Console(width=110)
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, {platform.system()}"
 
 
 def percentiles_ms(samples_s: list[float]) -> str:

@@ -12,7 +12,7 @@ same photos, with the same batch size:
 Rounds alternate; the median of each is reported, with the consumer's mean batch size and the decode rate alone.
 Topics are private and deleted afterwards.
 
-Run:  .venv/bin/python bench/inference.py [--photos 500 --batch 16 --rounds 3 --size 512]
+Run:  .venv/bin/python -m bench.inference [--photos 500 --batch 16 --rounds 3 --size 512]
       (needs Kafka and Triton up, e.g. `vitalstream stack up kafka triton`)
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -40,6 +39,7 @@ from confluent_kafka.admin import AdminClient
 from numpy.typing import NDArray
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.machine import machine
 from inference_consumer.consumer import ConsumerTopics
 from inference_consumer.photos import decode_photo
 from producers.client import EventProducer
@@ -55,21 +55,6 @@ USERS = 50
 LAUNCH = "from vitalstream.logs import configure_logging; configure_logging('WARNING'); " \
          "from inference_consumer.worker import run; from vitalstream.config import get_settings; " \
          "import sys; run(get_settings(), int(sys.argv[1]))"
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = ""
-    if shutil.which("nvidia-smi"):
-        found = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                               text=True, check=False)
-        gpu = f", GPU: {found.stdout.strip() or 'none'}"
-    return f"{os.cpu_count()} CPUs ({model}){gpu}, Python {platform.python_version()}, {platform.system()}"
 
 
 def _free_port() -> int:

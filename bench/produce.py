@@ -4,15 +4,13 @@ Both run in the same process against the same broker with the same producer sett
 murmur2_random, linger, zstd); the raw producer sends the project's already-encoded bytes, so the ratio is
 the cost of encoding, headers and delivery-report bookkeeping.
 
-Run:  KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:39092 .venv/bin/python bench/produce.py [--users 50 --days 3 --rounds 3]
+Run:  KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:39092 .venv/bin/python -m bench.produce [--users 50 --days 3 --rounds 3]
 (default address: the local stack's, from Settings). Topics are private and deleted afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 import uuid
@@ -22,6 +20,7 @@ from datetime import UTC, datetime
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.machine import machine
 from producers.client import EventProducer
 from producers.config import ProducerConfig
 from producers.simulator import simulate
@@ -29,16 +28,6 @@ from schemas.codec import encode
 from schemas.events import Event
 from schemas.topics import READINGS, Topic
 from vitalstream.config import get_settings
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, {platform.system()}"
 
 
 def project_run(config: ProducerConfig, topic: Topic, events: list[Event]) -> float:

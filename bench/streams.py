@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import socket
 import subprocess
@@ -39,6 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.machine import machine
 from producers.client import EventProducer
 from producers.config import ProducerConfig
 from schemas.events import BloodPressureReading, Event, GlucoseKind, GlucoseReading, MealLogged, Source
@@ -57,16 +57,6 @@ if "worker" not in {group.name for group in cli.app.registered_groups}:
     cli.app.add_typer(worker.app, name="worker")
 cli.main()
 """
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, {platform.system()}"
 
 
 def backlog(users: int, per_user: int, start: datetime, seed: int = 1) -> list[Event]:
