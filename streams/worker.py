@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from storage.sink import Sink
 from streams.app import WORKER_TOPICS, create_app, prefixed
+from streams.retention import start_retention
 from vitalstream.config import Settings
 from vitalstream.kafka_admin import MAX_REPLICATION_FACTOR, admin_client, create_topics
 from vitalstream.kafka_lag import register_lag_collector
@@ -43,7 +44,10 @@ def run(settings: Settings, metrics_port: int) -> None:
                           redirect_stdouts=False)
     # Faust's start-up spinner writes terminal escapes to stdout, where our JSON log lines go.
     worker.spinner = None
+    retention = start_retention(settings)
     try:
         worker.execute_from_commandline()
     finally:
+        if retention is not None:
+            retention.set()
         sink.close()

@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     streams_batch_size: int = Field(default=5000, gt=0)
     streams_batch_wait_ms: int = Field(default=200, gt=0)
 
+    # Retention (storage.retention), run by the stream worker on a schedule and by `vitalstream db retention`.
+    #: Raw readings, meals and the risk-tier history older than this many days are dropped (by whole chunks).
+    retention_raw_days: int = Field(default=3650, ge=1)
+    #: Hourly glucose-metric snapshots older than this many days are dropped (the current values stay).
+    retention_snapshot_days: int = Field(default=400, ge=1)
+    #: Seconds between two retention runs of a stream worker; 0 switches its schedule off.
+    retention_interval_s: float = Field(default=3600.0, ge=0)
+
     # Meal-photo inference consumer (`vitalstream worker inference`).
     #: Its consumer group: replicas with the same id share the meal topic's partitions.
     inference_group_id: str = Field(default="vitalstream-inference", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
