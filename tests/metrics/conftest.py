@@ -1,10 +1,10 @@
-"""Fixtures for the metric tests: iglu's example CGM data (GPL, read in place, never copied) and its reference."""
+"""Fixtures for the metric tests: iglu's example CGM data (GPL, fetched by hash into the stack cache, never
+committed: tests/iglu_data.py) and its reference values."""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from tests.iglu_data import iglu_example_csv
+
 REFERENCE_FILE = Path(__file__).with_name("iglu_reference.json")
-# The data sits beside the checkout (../shared/data); VITALSTREAM_IGLU_EXAMPLE_CSV points elsewhere.
-DEFAULT_EXAMPLE_CSV = Path(__file__).resolve().parents[3] / "shared/data/cgm/iglu_example_data_5_subject.csv"
 
 Subjects = dict[str, tuple[list[float], list[float]]]
 
@@ -27,10 +27,8 @@ def iglu_reference() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def iglu_example() -> Subjects:
-    """Subject id -> (epoch seconds, glucose mg/dL), in file order. Skips when the CSV is absent."""
-    path = Path(os.environ.get("VITALSTREAM_IGLU_EXAMPLE_CSV", DEFAULT_EXAMPLE_CSV))
-    if not path.exists():
-        pytest.skip(f"iglu example data not found at {path}")
+    """Subject id -> (epoch seconds, glucose mg/dL), in file order."""
+    path = iglu_example_csv()
     subjects: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
     with path.open(newline="") as handle:
         for row in csv.DictReader(handle):

