@@ -56,7 +56,9 @@ def decode_photo(data: bytes, content_type: PhotoContentType) -> NDArray[np.uint
     """Upright, cropped RGB pixels [224, 224, 3] (inference_consumer.models.preprocess) from encoded bytes."""
     try:
         with Image.open(io.BytesIO(data), formats=list(_FORMATS.values())) as image:
-            if image.format != _FORMATS[content_type]:
+            # A multi-picture JPEG (MPO, what many phones save) is a JPEG whose first picture is the photo.
+            found = "JPEG" if image.format == "MPO" else image.format
+            if found != _FORMATS[content_type]:
                 raise PhotoRejectedError(DeadLetterReason.CONTENT_TYPE_MISMATCH,
                                     f"photo.content_type is {content_type.value}, the bytes are {image.format}")
             width, height = image.size

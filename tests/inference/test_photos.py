@@ -69,6 +69,21 @@ def test_the_photo_is_turned_upright_by_its_exif_orientation() -> None:
     assert not np.array_equal(pixels, unrotated)
 
 
+def test_a_multi_picture_jpeg_from_a_phone_is_its_first_picture() -> None:
+    rng = np.random.default_rng(1)
+    first, second = (Image.fromarray(rng.integers(0, 256, size=(240, 320, 3), dtype=np.uint8)) for _ in range(2))
+    buffer = io.BytesIO()
+    first.save(buffer, format="MPO", save_all=True, append_images=[second], quality=95)
+    with Image.open(io.BytesIO(buffer.getvalue())) as opened:
+        assert opened.format == "MPO" and getattr(opened, "n_frames", 1) == 2
+        opened.load()
+        expected = crop_for_model(opened)
+    np.testing.assert_array_equal(decode_photo(buffer.getvalue(), PhotoContentType.JPEG), expected)
+    with pytest.raises(PhotoRejectedError) as caught:
+        decode_photo(buffer.getvalue(), PhotoContentType.PNG)
+    assert caught.value.reason is DeadLetterReason.CONTENT_TYPE_MISMATCH
+
+
 def test_a_missing_object_or_an_unsafe_key_is_missing_object(store: LocalObjectStore) -> None:
     data = render_meal_photo(seed=1)
     assert _rejected(store, photo_ref("meal-photos/u/nowhere.jpg", data)) is DeadLetterReason.MISSING_OBJECT
