@@ -6,10 +6,12 @@ tests/conftest.py turns these into pytest fixtures; they live here so test modul
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stack.base import StackError
@@ -135,3 +137,23 @@ def _wait_for_leaders(admin: AdminClient, topic: str, partitions: int, timeout_s
             return
         time.sleep(0.1)
     raise TimeoutError(f"topic {topic}: not every one of its {partitions} partitions has a leader after {timeout_s} s")
+
+
+def consume_from_start(kafka: str, topic: str, *, expect: int, timeout_s: float = 30.0) -> list[Message]:
+    """At least `expect` messages from the start of `topic` (all there are once that many arrived), read by a
+    throw-away consumer group that commits nothing."""
+    consumer = Consumer({"bootstrap.servers": kafka, "group.id": f"probe-{uuid.uuid4()}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        messages: list[Message] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = consumer.consume(1000, timeout=0.5)
+            messages += [m for m in batch if m.error() is None]
+            if len(messages) >= expect and not batch:
+                break
+        return messages
+    finally:
+        consumer.close()

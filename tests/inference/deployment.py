@@ -31,6 +31,7 @@ from producers.client import EventProducer
 from producers.config import ProducerConfig
 from producers.photos import photo_ref
 from schemas.events import MealLogged, PhotoContentType, PhotoRef
+from stack.testing import consume_from_start
 from vitalstream.config import Settings, env_names
 from vitalstream.kafka_admin import create_topics
 from vitalstream.object_store import LocalObjectStore
@@ -285,21 +286,7 @@ class Deployment:
     # -- output --------------------------------------------------------------------------------------
     def consume(self, topic: str, *, expect: int, timeout_s: float = 30.0) -> list[Message]:
         """At least `expect` messages from the start of `topic` (all there are once that many arrived)."""
-        consumer = Consumer({"bootstrap.servers": self.kafka, "group.id": f"probe-{uuid.uuid4()}",
-                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-        try:
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-            messages: list[Message] = []
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                batch = consumer.consume(1000, timeout=0.5)
-                messages += [m for m in batch if m.error() is None]
-                if len(messages) >= expect and not batch:
-                    break
-            return messages
-        finally:
-            consumer.close()
+        return consume_from_start(self.kafka, topic, expect=expect, timeout_s=timeout_s)
 
     def _offsets(self, committed: bool) -> dict[int, int]:
         topic = self.topics.meals.name

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, create_engine, text
@@ -24,6 +24,7 @@ from sqlalchemy import Engine, create_engine, text
 from producers.client import EventProducer
 from producers.config import ProducerConfig
 from schemas.topics import Topic
+from stack.testing import consume_from_start
 from streams.app import WORKER_TOPICS, prefixed, topic_names
 from streams.processor import TopicNames
 from vitalstream.kafka_admin import create_topics
@@ -205,21 +206,7 @@ class Deployment:
 
     def consume(self, topic: str, *, expect: int, timeout_s: float = 30.0) -> list[Message]:
         """At least `expect` messages from the start of `topic` (all there are once that many arrived)."""
-        consumer = Consumer({"bootstrap.servers": self.kafka, "group.id": f"probe-{uuid.uuid4()}",
-                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-        try:
-            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-            messages: list[Message] = []
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                batch = consumer.consume(1000, timeout=0.5)
-                messages += [m for m in batch if m.error() is None]
-                if len(messages) >= expect and not batch:
-                    break
-            return messages
-        finally:
-            consumer.close()
+        return consume_from_start(self.kafka, topic, expect=expect, timeout_s=timeout_s)
 
     def close(self) -> None:
         for worker in self.workers:
