@@ -36,10 +36,11 @@ FROM ${PYTHON_IMAGE}
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
-# A fixed, unprivileged UID so volume ownership is predictable across rebuilds.
+# A fixed, unprivileged UID so volume ownership is predictable across rebuilds. A new named volume copies the
+# ownership of the folder it is mounted on, so the photo store's folder exists here, owned by that user.
 RUN groupadd --gid 10001 vitalstream \
     && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/vitalstream --shell /usr/sbin/nologin vitalstream \
-    && install -d -o vitalstream -g vitalstream /app
+    && install -d -o vitalstream -g vitalstream /app /var/lib/vitalstream/objects
 COPY --from=build /opt/venv /opt/venv
 # Faust keeps its local table state under the working directory, so it must be writable by the user.
 WORKDIR /app

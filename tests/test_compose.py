@@ -577,10 +577,55 @@ def check_dockerfile(d: Deployment) -> list[str]:
     return problems
 
 
+#: Our commands that write or read meal photos (API uploads, the simulator's photos, the inference consumer).
+PHOTO_COMMANDS = (["api"], ["simulate"], ["worker", "inference"])
+
+
+def named_volumes(svc: Doc) -> dict[PurePosixPath, str]:
+    """Container path -> named volume, for each named-volume mount (bind mounts left out)."""
+    mounts: dict[PurePosixPath, str] = {}
+    for volume in svc.get("volumes") or []:
+        source, target = (volume.split(":")[:2] if isinstance(volume, str)
+                          else (str(volume.get("source", "")), str(volume.get("target", ""))))
+        if source and not source.startswith((".", "/")):
+            mounts[PurePosixPath(target)] = source
+    return mounts
+
+
+def check_object_store(d: Deployment) -> list[str]:
+    """Every process that stores or loads meal photos sees the same store: one named volume at the store's folder
+    (or an S3 bucket), created in the image so the unprivileged user can write it."""
+    problems = []
+    volumes_used: dict[str, str] = {}
+    for name, svc in ours(d).items():
+        if not any(args_of(svc)[:len(command)] == command for command in PHOTO_COMMANDS):
+            continue
+        env = environment(svc)
+        if env.get("VITALSTREAM_OBJECT_STORE_URL"):
+            continue
+        folder = env.get("VITALSTREAM_OBJECT_STORE_DIR")
+        if not folder:
+            problems.append(f"{name}: handles meal photos but sets neither VITALSTREAM_OBJECT_STORE_DIR nor "
+                            "VITALSTREAM_OBJECT_STORE_URL (each container would keep photos of its own)")
+            continue
+        volume = named_volumes(svc).get(PurePosixPath(folder))
+        if volume is None:
+            problems.append(f"{name}: does not mount a named volume at {folder}, the object store's folder")
+            continue
+        volumes_used[name] = volume
+        if volume not in (d.compose.get("volumes") or {}):
+            problems.append(f"{name}: volume {volume!r} is not declared under volumes:")
+        if not any(keyword == "RUN" and folder in args for keyword, args in d.dockerfile):
+            problems.append(f"Dockerfile: does not create {folder} (a new volume would be root-owned)")
+    if len(set(volumes_used.values())) > 1:
+        problems.append(f"photo services mount different object stores: {volumes_used}")
+    return problems
+
+
 CHECKS: list[Check] = [
     check_compose_spec, check_healthchecks, check_depends_on, check_settings_env, check_connections,
     check_scrape_targets, check_job_names, check_rules_mounted, check_kafka_kraft, check_triton_gpu,
-    check_grafana, check_dockerfile,
+    check_grafana, check_dockerfile, check_object_store,
 ]
 
 
@@ -662,6 +707,10 @@ MUTATIONS: list[tuple[str, Mutation, Check, str]] = [
     ("package ignored", lambda d: d.dockerignore.append("api"), check_dockerfile, "excludes 'api'"),
     ("runs as root", lambda d: d.dockerfile.append(("USER", "root")), check_dockerfile, "root"),
     ("stack in context", lambda d: d.dockerignore.remove(".stack"), check_dockerfile, ".stack"),
+    ("photos not shared", lambda d: _svc(d, "inference").pop("volumes"), check_object_store,
+     "inference: does not mount"),
+    ("other store", lambda d: _svc(d, "api").update(volumes=["photos:/var/lib/vitalstream/objects"]),
+     check_object_store, "different object stores"),
 ]
 
 
