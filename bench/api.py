@@ -40,7 +40,6 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from api.feed_listener import libpq_url
 from bench.machine import machine
@@ -49,7 +48,7 @@ from producers.config import ProducerConfig
 from schemas.events import GlucoseKind, GlucoseReading, Source
 from schemas.topics import READINGS, TOPICS
 from schemas.units import GlucoseUnit
-from storage.migrate import upgrade
+from storage.migrate import scratch_database
 from storage.rankings import Better, Distributions
 from vitalstream.config import get_settings
 from vitalstream.kafka_admin import admin_client, create_topics
@@ -63,23 +62,6 @@ console = Console(width=110)
 def percentiles_ms(samples_s: list[float]) -> str:
     ms = np.array(samples_s) * 1000
     return f"p50 {np.percentile(ms, 50):8.3f} ms   p99 {np.percentile(ms, 99):8.3f} ms   (n={len(ms)})"
-
-
-@contextmanager
-def private_database(server_url: str) -> Iterator[str]:
-    """A fresh, migrated database on the configured server; dropped afterwards."""
-    name = f"vitalstream_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
@@ -214,7 +196,7 @@ def main() -> None:
     settings = get_settings()
     create_topics(admin_client(settings.kafka), TOPICS.values())
     results: list[tuple[str, str]] = []
-    with private_database(settings.database) as database_url, \
+    with scratch_database(settings.database, "vitalstream_bench") as database_url, \
             uvicorn_server(database_url, settings.kafka, args.port) as base:
         user_id, headers = sign_up(base)
         batches = glucose_batches(args.batches + 1)

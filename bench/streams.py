@@ -16,27 +16,22 @@ consumer groups and database are private and removed afterwards.
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import psycopg
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from bench.machine import machine
 from producers.client import EventProducer
@@ -44,19 +39,11 @@ from producers.config import ProducerConfig
 from schemas.events import BloodPressureReading, Event, GlucoseKind, GlucoseReading, MealLogged, Source
 from schemas.topics import MEALS, READINGS, Topic
 from schemas.units import GlucoseUnit
-from storage.migrate import upgrade
+from stack.probes import free_port, scrape_metrics
+from storage.migrate import scratch_database
 from streams.app import WORKER_TOPICS, prefixed
 from vitalstream.config import get_settings
 from vitalstream.kafka_admin import admin_client, create_topics
-
-# The `vitalstream` command line, with the `worker` group added if the root app does not register it (yet).
-LAUNCH = """
-from vitalstream import cli
-from vitalstream.cli import worker
-if "worker" not in {group.name for group in cli.app.registered_groups}:
-    cli.app.add_typer(worker.app, name="worker")
-cli.main()
-"""
 
 
 def backlog(users: int, per_user: int, start: datetime, seed: int = 1) -> list[Event]:
@@ -109,19 +96,6 @@ def raw_consume_rate(kafka: str, topics: list[str], expected: int) -> tuple[floa
     return count / (last - first), last - first
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        body = response.read().decode()
-    return {sample.name + json.dumps(sample.labels, sort_keys=True): sample.value
-            for family in text_string_to_metric_families(body) for sample in family.samples}
-
-
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
 
@@ -141,13 +115,8 @@ def main() -> None:
     settings = get_settings()
     tag = uuid.uuid4().hex[:8]
     prefix, app_id = f"bench{tag}.", f"bench-streams-{tag}"
-    database = f"bench_streams_{tag}"
-    server = make_url(settings.database)
-    admin_dsn = server.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    database_url = server.set(database=database).render_as_string(hide_password=False)
-    with psycopg.connect(admin_dsn, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{database}"')
-    upgrade(database_url)
+    cleanup = contextlib.ExitStack()
+    database_url = cleanup.enter_context(scratch_database(settings.database, "bench_streams"))
     create_topics(admin_client(settings.kafka), [prefixed(t, prefix) for t in WORKER_TOPICS])
     work = Path(tempfile.mkdtemp(prefix="bench-streams-"))
     worker: subprocess.Popen[bytes] | None = None
@@ -174,8 +143,9 @@ def main() -> None:
         log_path = work / "worker.log"
         with log_path.open("wb") as log:
             launched = time.perf_counter()
-            worker = subprocess.Popen([sys.executable, "-c", LAUNCH, "worker", "streams", "--metrics-port", str(port)],
-                                      env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "vitalstream", "worker", "streams", "--metrics-port", str(port)],
+                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         engine = create_engine(database_url)
         count_sql = text("SELECT (SELECT count(*) FROM glucose_readings) + (SELECT count(*) FROM meals) + "
                          "(SELECT count(*) FROM blood_pressure_readings)")
@@ -194,24 +164,24 @@ def main() -> None:
         if first_row is None or stored < len(events):
             raise RuntimeError(f"worker stored {stored} of {len(events)} rows; see {log_path}")
         worker_rate = len(events) / (done - first_row)
-        samples = scrape(port)
-        batches = samples.get('vitalstream_streams_batch_size_count{"agent": "events"}', 0.0)
-        batch_mean = samples.get('vitalstream_streams_batch_size_sum{"agent": "events"}', 0.0) / max(batches, 1)
+        samples = scrape_metrics(port)
+        batches = samples.get('vitalstream_streams_batch_size_count{agent="events"}', 0.0)
+        batch_mean = samples.get('vitalstream_streams_batch_size_sum{agent="events"}', 0.0) / max(batches, 1)
         db_mean = samples.get("vitalstream_streams_db_write_seconds_sum{}", 0.0) / max(
             samples.get("vitalstream_streams_db_write_seconds_count{}", 0.0), 1)
         print(f"worker: {worker_rate:,.0f} events/s into TimescaleDB ({done - first_row:.1f} s; first row "
               f"{first_row - launched:.1f} s after launch; {batches:.0f} batches of {batch_mean:,.0f} on average, "
               f"{db_mean:.2f} s per transaction)", flush=True)
 
-        before = scrape(port)
+        before = scrape_metrics(port)
         latencies = light_load_latency(settings.kafka, prefix, database_url, args.light_users,
                                        args.light_interval_ms / 1000, args.light_seconds)
-        after = scrape(port)
+        after = scrape_metrics(port)
 
         def delta(name: str) -> float:
             return after.get(name, 0.0) - before.get(name, 0.0)
 
-        events_label = '{"agent": "events"}'
+        events_label = '{agent="events"}'
         light_batches = max(delta(f"vitalstream_streams_batch_size_count{events_label}"), 1.0)
         light_mean = delta(f"vitalstream_streams_batch_size_sum{events_label}") / light_batches
         light_batch_ms = delta(f"vitalstream_streams_batch_seconds_sum{events_label}") / light_batches * 1000
@@ -245,8 +215,7 @@ def main() -> None:
                     future.result(timeout=30)
                 except Exception as error:  # cleanup is best effort
                     print(f"could not delete a topic: {error}", file=sys.stderr)
-        with psycopg.connect(admin_dsn, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        cleanup.close()
 
 
 def light_load_latency(kafka: str, prefix: str, database_url: str, users: int, interval_s: float,

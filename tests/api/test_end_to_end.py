@@ -20,13 +20,12 @@ import numpy as np
 import pytest
 from confluent_kafka.admin import AdminClient
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine
 
 from api.app import create_app
 from schemas.topics import MEAL_ANALYSES, MEALS
 from storage.feed import FeedKind, feed_after
-from storage.migrate import upgrade
+from storage.migrate import scratch_database
 from tests.api.conftest import sign_up
 from tests.api.images import coffee_photo
 from tests.inference.deployment import Deployment
@@ -42,18 +41,8 @@ WAIT_S = 180.0
 
 @pytest.fixture(scope="module")
 def private_database(database_url: str) -> Iterator[str]:
-    name = f"api_e2e_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with scratch_database(database_url, "api_e2e") as url:
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @dataclass

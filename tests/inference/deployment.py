@@ -6,12 +6,10 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +21,6 @@ from typing import Any, TypeVar
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from inference_consumer.consumer import ConsumerTopics, InferenceConsumer
 from inference_consumer.metrics import InferenceMetrics
@@ -31,42 +28,13 @@ from producers.client import EventProducer
 from producers.config import ProducerConfig
 from producers.photos import photo_ref
 from schemas.events import MealLogged, PhotoContentType, PhotoRef
+from stack.probes import free_port, sample_key, scrape_metrics
 from stack.testing import consume_from_start
 from vitalstream.config import Settings, env_names
 from vitalstream.kafka_admin import create_topics
 from vitalstream.object_store import LocalObjectStore
 
-# Runs the `vitalstream` command line, adding `worker inference` where the root app does not register it (yet).
-LAUNCH = """
-from vitalstream import cli
-from vitalstream.cli import worker, worker_inference
-if "worker" not in {group.name for group in cli.app.registered_groups}:
-    cli.app.add_typer(worker.app, name="worker")
-if "inference" not in {command.name for command in worker.app.registered_commands}:
-    worker.app.command("inference")(worker_inference.inference)
-cli.main()
-"""
-
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def scrape(port: int) -> dict[str, float]:
-    """Samples of /metrics on `port`, keyed like 'name{label="v",...}' (labels sorted)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        body = response.read().decode()
-    samples = {}
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            samples[f"{sample.name}{{{labels}}}"] = sample.value
-    return samples
 
 
 class ConsumerProcess:
@@ -77,7 +45,7 @@ class ConsumerProcess:
         self.metrics_port = free_port()
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", LAUNCH, "worker", "inference", "--metrics-port", str(self.metrics_port)],
+                [sys.executable, "-m", "vitalstream", "worker", "inference", "--metrics-port", str(self.metrics_port)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     @property
@@ -98,15 +66,14 @@ class ConsumerProcess:
     def metric(self, name: str, **labels: str) -> float | None:
         """A sample's value; None if the endpoint does not answer (yet) or has no such sample."""
         try:
-            samples = scrape(self.metrics_port)
+            samples = scrape_metrics(self.metrics_port)
         except OSError:
             return None
-        rendered = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        return samples.get(f"{name}{{{rendered}}}")
+        return samples.get(sample_key(name, **labels))
 
     def metric_family(self, name: str) -> dict[str, float]:
         try:
-            return {k: v for k, v in scrape(self.metrics_port).items() if k.startswith(name + "{")}
+            return {k: v for k, v in scrape_metrics(self.metrics_port).items() if k.startswith(name + "{")}
         except OSError:
             return {}
 

@@ -14,8 +14,9 @@ from schemas.codec import decode
 from schemas.events import MealLogged, PhotoContentType
 from schemas.meal_analysis import MealAnalyzed, analysis_id
 from schemas.topics import MEAL_ANALYSES, MEALS
+from stack.probes import free_port
 from tests.inference.conftest import DeploymentFactory
-from tests.inference.deployment import Deployment, free_port
+from tests.inference.deployment import Deployment
 from tests.inference.test_photos import png_header_only
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

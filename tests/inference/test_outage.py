@@ -18,9 +18,10 @@ import pytest
 from producers.photos import render_meal_photo
 from schemas.codec import decode
 from schemas.topics import MEAL_ANALYSES
+from stack.probes import free_port
 from stack.triton import Triton
 from tests.inference.conftest import DeploymentFactory
-from tests.inference.deployment import TopicReader, free_port
+from tests.inference.deployment import TopicReader
 from vitalstream.config import Settings
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

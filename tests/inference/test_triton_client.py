@@ -24,7 +24,7 @@ from inference_consumer.triton_client import (
     TritonUnavailableError,
     transport_for,
 )
-from tests.inference.deployment import free_port
+from stack.probes import free_port
 
 OUTPUTS = list(analysis.OUTPUT_WIDTHS)
 

@@ -8,7 +8,6 @@ That PromQL returns data once services run is checked by the end-to-end demo tes
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from storage.migrate import upgrade
+from storage.migrate import scratch_database
 from tests.monitoring import population
 from tests.monitoring.queries import (
     PROMETHEUS_UID,
@@ -67,28 +66,20 @@ def test_prometheus_loads_every_rule(prometheus: httpx.Client) -> None:
 
 
 # -- TimescaleDB -------------------------------------------------------------------------------------------
-def _dsn(database_url: str, dbname: str) -> str:
-    return make_url(database_url).set(drivername="postgresql", database=dbname).render_as_string(hide_password=False)
+def _dsn(database_url: str) -> str:
+    """The libpq form of a SQLAlchemy URL."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="module")
 def population_dsn(database_url: str) -> Iterator[str]:
     """A database of its own, migrated to head, holding the test population; dropped afterwards."""
-    name = f"monitoring_test_{uuid.uuid4().hex[:10]}"
-    admin = _dsn(database_url, "postgres")
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with scratch_database(database_url, "monitoring_test") as url:
         engine = create_engine(url)
         with engine.begin() as connection:
             population.insert_population(connection, NOW)
         engine.dispose()
-        yield _dsn(database_url, name)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield _dsn(url)
 
 
 def _run_sql(dsn: str, query: PanelQuery) -> tuple[list[str], list[tuple[Any, ...]]]:

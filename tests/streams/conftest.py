@@ -3,18 +3,15 @@ publisher, and the iglu example data (read in place, never copied)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
 
-from storage.migrate import upgrade
+from storage.migrate import scratch_database
 from streams.messages import OutMessage
 from streams.telemetry import StreamsMetrics
 from tests.iglu_data import iglu_example_csv
@@ -26,23 +23,11 @@ def iglu_csv() -> Path:
     return iglu_example_csv()
 
 
-def _server_dsn(database_url: str, dbname: str) -> str:
-    url = make_url(database_url)
-    return url.set(drivername="postgresql", database=dbname).render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="module")
 def fresh_database_url(database_url: str) -> Iterator[str]:
     """A database of its own for the module, migrated to head; dropped afterwards."""
-    name = f"streams_test_{uuid.uuid4().hex[:10]}"
-    admin_dsn = _server_dsn(database_url, "postgres")
-    with psycopg.connect(admin_dsn, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with psycopg.connect(admin_dsn, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(database_url, "streams_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,34 +17,18 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, create_engine, text
 
 from producers.client import EventProducer
 from producers.config import ProducerConfig
 from schemas.topics import Topic
+from stack.probes import free_port, sample_key, scrape_metrics
 from stack.testing import consume_from_start
 from streams.app import WORKER_TOPICS, prefixed, topic_names
 from streams.processor import TopicNames
 from vitalstream.kafka_admin import create_topics
 
-# Runs the `vitalstream` command line; adds the `worker` group if the root app does not register it (yet).
-LAUNCH = """
-from vitalstream import cli
-from vitalstream.cli import worker
-if "worker" not in {group.name for group in cli.app.registered_groups}:
-    cli.app.add_typer(worker.app, name="worker")
-cli.main()
-"""
-
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class WorkerProcess:
@@ -60,7 +43,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "worker", "streams", "--metrics-port", str(self.metrics_port)],
+            [sys.executable, "-m", "vitalstream", "worker", "streams", "--metrics-port", str(self.metrics_port)],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         return self
@@ -89,24 +72,14 @@ class WorkerProcess:
 
     def metrics(self) -> dict[str, float]:
         """Samples of /metrics, keyed like 'name{label="v",...}' (labels sorted)."""
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
-            body = response.read().decode()
-        samples = {}
-        for family in text_string_to_metric_families(body):
-            for sample in family.samples:
-                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-                samples[f"{sample.name}{{{labels}}}"] = sample.value
-        return samples
+        return scrape_metrics(self.metrics_port)
 
     def metric(self, name: str, **labels: str) -> float:
         try:
             samples = self.metrics()
         except OSError:
             return 0.0
-        rendered = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-        return samples.get(f"{name}{{{rendered}}}", 0.0)
+        return samples.get(sample_key(name, **labels), 0.0)
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""

@@ -3,15 +3,13 @@ worker with a working database later stores every event of it. SIGTERM stops a w
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from schemas.topics import READINGS
+from storage.migrate import scratch_database
 from streams.agents import EXIT_BATCH_FAILED
 from tests.streams.deployment import Deployment, deployment_fixture
 from tests.streams.factories import cgm
@@ -28,14 +26,8 @@ def deployment(kafka_bootstrap: str, fresh_database_url: str, tmp_path_factory: 
 @pytest.fixture
 def empty_database_url(database_url: str) -> Iterator[str]:
     """A database without the schema: every insert fails with 'relation does not exist' (not transient)."""
-    name = f"streams_empty_{uuid.uuid4().hex[:10]}"
-    admin = make_url(database_url).set(drivername="postgresql", database="postgres").render_as_string(
-        hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(database_url, "streams_empty", migrate=False) as url:
+        yield url
 
 
 def test_a_rejected_batch_is_not_committed_and_is_processed_later(deployment: Deployment,
